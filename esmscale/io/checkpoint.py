@@ -1,0 +1,161 @@
+"""Safe checkpoint files: ``model.safetensors`` + ``config.json``, written atomically.
+
+A checkpoint is a directory holding ``model.safetensors`` (tensors, with the JSON config also
+embedded in the safetensors metadata so the file alone is self-describing) and ``config.json``.
+Pickle-based files (``.pt``, ``.pth``, ``.ckpt``, ``.bin``, ``.pkl``) are refused: unpickling can
+run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from esmscale.errors import CheckpointError
+
+__all__ = ["FORMAT_VERSION", "file_sha256", "read_checkpoint", "write_checkpoint"]
+
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+_MAX_HEADER = 100 * 1024 * 1024
+_PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_checkpoint(
+    directory: str | os.PathLike[str], tensors: dict[str, torch.Tensor], config: dict[str, Any]
+) -> Path:
+    """Write ``tensors`` and ``config`` to ``directory`` atomically.
+
+    Files are first written to a temporary sibling directory and then moved into place, so an
+    interrupted write never leaves a half-written checkpoint behind; an existing checkpoint at
+    ``directory`` is replaced only once the new one is complete.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    config = {**config, "format_version": FORMAT_VERSION}
+    text = json.dumps(config, indent=2, sort_keys=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        save_file(contiguous, str(tmp / WEIGHTS_NAME), metadata={"config": text})
+        (tmp / CONFIG_NAME).write_text(text + "\n")
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _check_header(path: Path) -> dict[str, Any]:
+    """Validate the safetensors header without loading tensors; return its metadata."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(
+                f"{path}: file is truncated ({size} bytes); re-download or retrain."
+            )
+        if head[:1] == b"\x80" or head[:2] == b"PK":
+            raise CheckpointError(
+                f"{path}: this is a pickle/zip (torch.save) file, not safetensors; esmscale never "
+                "unpickles files because that can run code. Convert it with "
+                "safetensors.torch.save_file in a trusted environment."
+            )
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_HEADER or n + 8 > size:
+            raise CheckpointError(
+                f"{path}: safetensors header claims {n} bytes but the file has {size}; the file is "
+                "truncated or corrupt."
+            )
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{path}: safetensors header is not valid JSON ({err}).") from err
+    meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _resolve(path: Path) -> tuple[Path, Path | None]:
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: {path.suffix} files are pickles, which esmscale refuses to load (unpickling "
+            "can run arbitrary code). Save the weights with save_pretrained() or "
+            "safetensors.torch.save_file and load that instead."
+        )
+    if path.is_dir():
+        weights = path / WEIGHTS_NAME
+        if not weights.exists():
+            found = sorted(p.name for p in path.iterdir())
+            raise CheckpointError(
+                f"{path}: no {WEIGHTS_NAME} in this directory (found {found}); point to a "
+                "directory written by save_pretrained()."
+            )
+        config = path / CONFIG_NAME
+        return weights, config if config.exists() else None
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file or directory.")
+    return path, None
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    """Read a checkpoint directory or ``.safetensors`` file.
+
+    Returns
+    -------
+    tensors, config, sha256
+        The tensors, the config (``config.json`` if present, else the embedded metadata) and the
+        sha256 of the weights file.
+    """
+    weights, config_file = _resolve(Path(path))
+    meta = _check_header(weights)
+    if config_file is not None:
+        config = json.loads(config_file.read_text())
+    elif "config" in meta:
+        config = json.loads(meta["config"])
+    else:
+        raise CheckpointError(
+            f"{weights}: no config.json beside it and no config in its metadata; esmscale needs "
+            "the config to rebuild the model. Save with save_pretrained()."
+        )
+    version = config.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{weights}: checkpoint format version {version} is newer than this esmscale "
+            f"supports ({FORMAT_VERSION}); upgrade esmscale (pip install -U esmscale)."
+        )
+    try:
+        tensors = load_file(str(weights))
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(
+            f"{weights}: cannot read tensors ({err}); the file is corrupt."
+        ) from err
+    return tensors, config, file_sha256(weights)

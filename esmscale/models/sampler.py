@@ -1,0 +1,174 @@
+"""Sampling kernels: one-step and multi-step consistency sampling and a many-step ODE sampler.
+
+Pure numpy/torch, no xarray. Noise is derived from ``(seed, member, time index, tile y, tile x,
+step)`` through :class:`numpy.random.SeedSequence`, so a field's result never depends on which
+other fields share its batch, how Dask chunks the data or which scheduler runs it. Batches are
+padded to a fixed size because CPU kernels can round differently for different batch sizes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from esmscale.errors import EsmscaleError
+from esmscale.models.consistency import ConsistencyModel
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "consistency_sample",
+    "field_noise",
+    "multistep_times",
+    "ode_sample",
+]
+
+DEFAULT_BATCH = 8
+
+
+def field_noise(
+    seed: int,
+    member: int,
+    time_index: int,
+    shape: tuple[int, int],
+    *,
+    tile: tuple[int, int] = (0, 0),
+    step: int = 0,
+) -> np.ndarray:
+    """Standard-normal float32 noise for one field, a pure function of its identity.
+
+    Examples
+    --------
+    >>> a = field_noise(0, 1, 5, (4, 4))
+    >>> bool(np.array_equal(a, field_noise(0, 1, 5, (4, 4))))
+    True
+    >>> bool(np.array_equal(a, field_noise(1, 1, 5, (4, 4))))
+    False
+    """
+    key = (int(member), int(time_index), int(tile[0]), int(tile[1]), int(step))
+    if int(seed) < 0 or min(key) < 0:
+        raise EsmscaleError(
+            f"field_noise: seed={seed} and indices {key} must be non-negative integers."
+        )
+    ss = np.random.SeedSequence(int(seed), spawn_key=key)
+    return np.random.Generator(np.random.PCG64(ss)).standard_normal(shape, dtype=np.float32)
+
+
+def multistep_times(t_star: float, steps: int, sigma_min: float, rho: float = 7.0) -> list[float]:
+    """Decreasing noise levels for ``steps``-step sampling, starting at ``t_star``.
+
+    Examples
+    --------
+    >>> multistep_times(0.5, 1, 0.002)
+    [0.5]
+    >>> ts = multistep_times(0.5, 3, 0.002)
+    >>> ts[0] == 0.5 and ts[0] > ts[1] > ts[2] > 0.002
+    True
+    """
+    if steps < 1:
+        raise EsmscaleError(f"steps={steps}: need at least one sampling step.")
+    lo, hi = sigma_min ** (1 / rho), t_star ** (1 / rho)
+    return [float((lo + (steps - k) / steps * (hi - lo)) ** rho) for k in range(steps)]
+
+
+def _check(x: np.ndarray, noise: np.ndarray, t_star: float, model: ConsistencyModel) -> None:
+    if x.ndim != 3:
+        raise EsmscaleError(f"expected fields of shape (n, H, W), got {x.shape}.")
+    if not np.isfinite(x).all():
+        raise EsmscaleError(
+            "sampling kernel received NaN/inf; fill masked cells before calling the kernel "
+            "(downscale_array does this for you)."
+        )
+    if noise.shape[1:] != x.shape:
+        raise EsmscaleError(f"noise shape {noise.shape} does not match fields {x.shape}.")
+    cfg = model.config
+    if not cfg.sigma_min < t_star <= cfg.sigma_max:
+        raise EsmscaleError(
+            f"t_star={t_star} is outside the model's noise range ({cfg.sigma_min}, "
+            f"{cfg.sigma_max}]; typical values are 0.05-1."
+        )
+
+
+def _batched(model: ConsistencyModel, x: np.ndarray, t: float, batch_size: int) -> np.ndarray:
+    """Evaluate ``f(x, t)`` in fixed-size, zero-padded batches (bitwise reproducible on CPU)."""
+    out = np.empty_like(x)
+    n = x.shape[0]
+    dev = next(model.parameters()).device
+    tt = torch.full((batch_size,), t, dtype=torch.float32, device=dev)
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            chunk = x[i : i + batch_size]
+            buf = np.zeros((batch_size, 1, *x.shape[1:]), dtype=np.float32)
+            buf[: len(chunk), 0] = chunk
+            y = model(torch.from_numpy(buf).to(dev), tt)
+            out[i : i + len(chunk)] = y[: len(chunk), 0].float().cpu().numpy()
+    return out
+
+
+def consistency_sample(
+    model: ConsistencyModel,
+    x: np.ndarray,
+    t_star: float,
+    noise: np.ndarray,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+) -> np.ndarray:
+    """Denoise interpolated fields with one or more consistency steps.
+
+    Parameters
+    ----------
+    model
+        The consistency model (in eval mode).
+    x
+        ``(n, H, W)`` float32 fields in the network's space (finite; H, W multiples of
+        ``model.config.multiple``).
+    t_star
+        Starting noise level.
+    noise
+        ``(steps, n, H, W)`` standard-normal draws; ``steps = noise.shape[0]`` network calls.
+    batch_size
+        Fixed batch size; the last batch is zero-padded.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, H, W)`` float32 samples in the network's space.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    noise = np.asarray(noise, dtype=np.float32)
+    _check(x, noise, t_star, model)
+    times = multistep_times(t_star, noise.shape[0], model.config.sigma_min)
+    y = _batched(model, x + t_star * noise[0], t_star, batch_size)
+    tmin = model.config.sigma_min
+    for k, t in enumerate(times[1:], start=1):
+        y = _batched(model, y + float(np.sqrt(t**2 - tmin**2)) * noise[k], t, batch_size)
+    return y
+
+
+def ode_sample(
+    model: ConsistencyModel,
+    x: np.ndarray,
+    t_star: float,
+    noise: np.ndarray,
+    *,
+    n_steps: int = 500,
+    batch_size: int = DEFAULT_BATCH,
+    times: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Integrate the probability-flow ODE from ``t_star`` with ``n_steps`` Euler steps.
+
+    The consistency function serves as the denoiser ``D(x, t)``; this is the many-step sampler
+    used as the speed reference (one network call per step).
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    noise = np.asarray(noise, dtype=np.float32)
+    _check(x, noise[:1], t_star, model)
+    tmin = model.config.sigma_min
+    ts = list(times) if times is not None else [*multistep_times(t_star, n_steps, tmin), tmin]
+    y = x + t_star * noise[0]
+    for t, t_next in itertools.pairwise(ts):
+        d = (y - _batched(model, y, t, batch_size)) / t
+        y = y + (t_next - t) * d
+    return y

@@ -1,0 +1,87 @@
+"""Open user data and turn one variable into a plain ``(time, y, x)`` array in model units."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from esmscale.errors import EsmscaleError
+from esmscale.units import convert
+
+__all__ = ["field_values", "grid_spacing", "open_dataset", "select_variable"]
+
+
+def open_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open a NetCDF file, a Zarr store or a glob of NetCDF files (times decoded with cftime)."""
+    p = str(path)
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    if any(c in p for c in "*?["):
+        files = sorted(glob.glob(p))  # noqa: PTH207 - patterns may span folders
+        if not files:
+            raise EsmscaleError(f"no file matches the pattern {p!r}; check the path.")
+        return xr.open_mfdataset(files, engine="netcdf4", decode_times=coder, combine="by_coords")
+    q = Path(p)
+    if not q.exists():
+        raise EsmscaleError(
+            f"input {p!r} does not exist; give a NetCDF file, a Zarr store or a glob."
+        )
+    if q.is_dir() or q.suffix == ".zarr":
+        return xr.open_zarr(q, decode_times=coder, consolidated=None)
+    return xr.open_dataset(q, engine="netcdf4", decode_times=coder)
+
+
+def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None) -> xr.DataArray:
+    """Pick the data variable to work on; errors list the candidates."""
+    if isinstance(obj, xr.DataArray):
+        if variable is not None and obj.name not in (None, variable):
+            raise EsmscaleError(f"DataArray is named {obj.name!r}, not {variable!r}.")
+        return obj
+    names = [str(k) for k, v in obj.data_vars.items() if v.ndim >= 2]
+    if variable is not None:
+        if variable not in obj.data_vars:
+            raise EsmscaleError(
+                f"variable {variable!r} is not in the dataset; its variables are "
+                f"{sorted(map(str, obj.data_vars))}."
+            )
+        return obj[variable]
+    if len(names) != 1:
+        raise EsmscaleError(
+            f"the dataset has {len(names)} gridded variables {names}; choose one with "
+            "variable=... (CLI: --variable)."
+        )
+    return obj[names[0]]
+
+
+def _spatial_dims(da: xr.DataArray) -> tuple[str, str]:
+    if da.ndim not in (2, 3):
+        raise EsmscaleError(
+            f"variable {da.name!r} has dims {da.dims}; expected (time, y, x) or (y, x)."
+        )
+    return str(da.dims[-2]), str(da.dims[-1])
+
+
+def grid_spacing(da: xr.DataArray) -> float | None:
+    """Grid spacing in the units of the last spatial coordinate, if regular."""
+    xdim = _spatial_dims(da)[1]
+    if xdim not in da.coords or da[xdim].size < 2:
+        return None
+    d = np.diff(np.asarray(da[xdim].values, dtype=np.float64))
+    return float(abs(d.mean())) if np.allclose(d, d[0], rtol=1e-3) else None
+
+
+def field_values(da: xr.DataArray, units: str) -> np.ndarray:
+    """Load ``da`` as float32 ``(time, y, x)`` in ``units`` (unit conversion checked)."""
+    _spatial_dims(da)
+    if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.complexfloating):
+        raise EsmscaleError(
+            f"variable {da.name!r} has dtype {da.dtype}; expected real numbers (float)."
+        )
+    values = np.asarray(da.values, dtype=np.float64)
+    if values.ndim == 2:
+        values = values[None]
+    out = convert(values, da.attrs.get("units"), units, str(da.name))
+    return np.asarray(out, dtype=np.float32)

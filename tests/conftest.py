@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny synthetic worlds and tiny models so the suite stays fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from esmscale.datasets import synthetic_precip
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+DATA = Path(
+    os.environ.get("ESMSCALE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+@pytest.fixture(scope="session")
+def small_obs():
+    """32x32 synthetic precipitation, 40 days."""
+    return synthetic_precip(32, 32, 40, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_train_config():
+    from esmscale import TrainConfig
+
+    return TrainConfig(
+        steps=6,
+        batch_size=4,
+        patch_size=16,
+        block_out_channels=(8, 16),
+        checkpoint_every=3,
+        ema_decay=0.9,
+    )
