@@ -6,11 +6,13 @@ The path a field takes: :mod:`esmscale.prepare` (data enters: variable, units, i
 t*, :mod:`esmscale.training` trains models, :mod:`esmscale.datasets` generates synthetic worlds.
 """
 
+from esmscale import accessor as _accessor  # noqa: F401  (registers ds.esm / da.esm)
 from esmscale._version import __version__
 from esmscale.calibration import Calibration, calibrate_noise_level
 from esmscale.downscale import downscale_array
 from esmscale.errors import CheckpointError, EsmscaleError, EsmscaleWarning
 from esmscale.models import ConsistencyConfig, ConsistencyModel, DataTransform
+from esmscale.pipeline import downscale
 from esmscale.pretrained import available_models, load_model
 from esmscale.training import TrainConfig, train
 
@@ -26,6 +28,7 @@ __all__ = [
     "__version__",
     "available_models",
     "calibrate_noise_level",
+    "downscale",
     "downscale_array",
     "load_model",
     "train",

@@ -32,7 +32,7 @@ from esmscale.spectra import rapsd
 
 __all__ = ["DEFAULT_T_GRID", "Calibration", "calibrate_noise_level", "spectral_t_star"]
 
-DEFAULT_T_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+DEFAULT_T_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8)
 
 
 @dataclass(frozen=True)

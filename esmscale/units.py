@@ -10,7 +10,7 @@ import numpy as np
 
 from esmscale.errors import EsmscaleError
 
-__all__ = ["convert", "quantity", "to_canonical"]
+__all__ = ["convert", "linear_factors", "quantity", "to_canonical"]
 
 _DAY = 86400.0
 # unit -> (quantity, scale, offset) such that canonical = value * scale + offset;
@@ -79,3 +79,21 @@ def convert(values: np.ndarray, src: str | None, dst: str, name: str = "data") -
     if (s1, o1) == (s2, o2):
         return np.asarray(values)
     return (np.asarray(values) * s1 + o1 - o2) / s2
+
+
+def linear_factors(src: str | None, dst: str, name: str = "data") -> tuple[float, float]:
+    """``(scale, offset)`` with ``value_dst = value_src * scale + offset``.
+
+    Examples
+    --------
+    >>> linear_factors("degC", "K", "tas")
+    (1.0, 273.15)
+    """
+    q1, s1, o1 = _lookup(src, name)
+    q2, s2, o2 = _lookup(dst, name)
+    if q1 != q2:
+        raise EsmscaleError(
+            f"variable {name!r}: cannot convert {q1} units {src!r} to {q2} units {dst!r}; the "
+            "model was trained on a different quantity."
+        )
+    return s1 / s2, (o1 - o2) / s2

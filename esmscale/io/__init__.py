@@ -6,5 +6,15 @@ from esmscale.io.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
+from esmscale.io.zarr import WriteSummary, existing_chunks, is_complete, write_zarr
 
-__all__ = ["FORMAT_VERSION", "file_sha256", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "FORMAT_VERSION",
+    "WriteSummary",
+    "existing_chunks",
+    "file_sha256",
+    "is_complete",
+    "read_checkpoint",
+    "write_checkpoint",
+    "write_zarr",
+]

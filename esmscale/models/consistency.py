@@ -155,6 +155,7 @@ class ConsistencyModel(nn.Module):
             time_embedding_type="positional",
         )
         self.sha256: str | None = None
+        self.source: str | None = None
 
     # consistency parameterisation -------------------------------------------------------------
     def c_skip(self, t: torch.Tensor) -> torch.Tensor:
@@ -217,6 +218,7 @@ class ConsistencyModel(nn.Module):
                 f"{unexpected[:3]}); the checkpoint is from a different architecture."
             )
         model.sha256 = sha
+        model.source = str(Path(path).resolve())
         model.eval()
         return model
 

@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
 
-__all__ = ["available_models", "load_model", "model_path"]
+__all__ = ["ModelRef", "available_models", "cached_model", "load_model", "model_path", "model_ref"]
 
 _HERE = Path(__file__).parent
 _REGISTRY: dict[str, Path] = {"synthetic-pr-4x": _HERE / "synthetic-pr-4x"}
@@ -51,3 +54,52 @@ def load_model(model: str | os.PathLike[str] | ConsistencyModel) -> ConsistencyM
         f"model {str(model)!r} is neither a shipped model name ({available_models()}) nor an "
         "existing checkpoint path."
     )
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A small, picklable reference to a checkpoint on disk, sent to Dask tasks.
+
+    Tasks turn it into a model with :func:`cached_model`, which loads each checkpoint once per
+    process (worker), not once per task.
+    """
+
+    path: str
+    sha256: str
+
+
+_CACHE: dict[ModelRef, ConsistencyModel] = {}
+LOAD_COUNT: dict[ModelRef, int] = {}  # checkpoint loads in this process (for diagnostics)
+_LOCK = threading.Lock()
+
+
+def model_ref(model: ConsistencyModel) -> ModelRef:
+    """Reference for ``model``; a model that was never saved is written to a cache folder."""
+    if model.source is None or model.sha256 is None:
+        from esmscale.io.checkpoint import file_sha256
+
+        cache = Path(os.environ.get("ESMSCALE_CACHE", Path(tempfile.gettempdir()) / "esmscale"))
+        tmp = cache / f"unsaved-{os.getpid()}-{id(model)}"
+        model.save_pretrained(tmp)
+        model.sha256 = file_sha256(tmp / "model.safetensors")
+        model.source = str(tmp.resolve())
+    ref = ModelRef(model.source, model.sha256)
+    with _LOCK:
+        _CACHE.setdefault(ref, model)
+    return ref
+
+
+def cached_model(ref: ModelRef) -> ConsistencyModel:
+    """The model for ``ref``, loaded at most once per process; the sha256 is checked."""
+    with _LOCK:
+        model = _CACHE.get(ref)
+        if model is None:
+            model = ConsistencyModel.from_pretrained(ref.path)
+            if model.sha256 != ref.sha256:
+                raise EsmscaleError(
+                    f"checkpoint {ref.path} changed on disk (sha256 {model.sha256} != "
+                    f"{ref.sha256}); rerun with the current file."
+                )
+            _CACHE[ref] = model
+            LOAD_COUNT[ref] = LOAD_COUNT.get(ref, 0) + 1
+        return model

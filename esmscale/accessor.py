@@ -1,0 +1,78 @@
+"""The ``.esm`` accessor on xarray objects: a thin facade over plain functions.
+
+>>> import esmscale  # registers the accessor
+>>> # ds.esm.downscale("synthetic-pr-4x", members=4)   -> esmscale.pipeline.downscale
+>>> # ds.esm.calibrate(obs, model)                     -> esmscale.calibration
+>>> # ds.esm.psd()                                     -> esmscale.spectra.rapsd
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from esmscale.calibration import Calibration, calibrate_noise_level
+from esmscale.models.consistency import ConsistencyModel
+from esmscale.pipeline import downscale
+from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.regrid import find_latlon, regrid
+from esmscale.pretrained import load_model
+from esmscale.spectra import rapsd
+from esmscale.units import linear_factors
+
+__all__ = ["EsmAccessor"]
+
+
+class EsmAccessor:
+    """``obj.esm``: downscaling, calibration and spectra for Datasets and DataArrays."""
+
+    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
+        self._obj = obj
+
+    def downscale(self, model: ConsistencyModel | str, **kwargs: Any) -> xr.DataArray | xr.Dataset:
+        """Downscale into an ensemble; see :func:`esmscale.pipeline.downscale`."""
+        return downscale(self._obj, model, **kwargs)
+
+    def calibrate(
+        self,
+        obs: xr.Dataset | xr.DataArray,
+        model: ConsistencyModel | str,
+        *,
+        variable: str | None = None,
+        **kwargs: Any,
+    ) -> Calibration:
+        """Choose t* for this ESM against observations ``obs`` (regridded onto their grid).
+
+        See :func:`esmscale.calibration.calibrate_noise_level`; ``kwargs`` go there.
+        """
+        cm = load_model(model)
+        esm = select_variable(self._obj, variable)
+        ref = select_variable(obs, variable)
+        units = cm.config.transform.units
+        s, o = linear_factors(esm.attrs.get("units"), units, str(esm.name))
+        fine = (regrid(esm, ref) * s + o).assign_attrs(units=units)
+        return calibrate_noise_level(ref, fine, cm, **kwargs)
+
+    def psd(self, variable: str | None = None) -> xr.DataArray:
+        """Time-mean radially averaged PSD (mask-aware) against wavenumber (cycles per cell)."""
+        da = select_variable(self._obj, variable)
+        lat, lon = find_latlon(da)
+        arr = np.asarray(da.transpose(..., lat, lon).values, dtype=np.float64)
+        k, p = rapsd(arr)
+        units = da.attrs.get("units", "")
+        return xr.DataArray(
+            p,
+            dims=("wavenumber",),
+            coords={"wavenumber": ("wavenumber", k, {"units": "cycles per cell"})},
+            name=f"psd_{da.name}",
+            attrs={
+                "units": f"({units})2" if units else "",
+                "long_name": f"radially averaged PSD of {da.name}",
+            },
+        )
+
+
+xr.register_dataset_accessor("esm")(EsmAccessor)
+xr.register_dataarray_accessor("esm")(EsmAccessor)

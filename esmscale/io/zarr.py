@@ -1,0 +1,667 @@
+"""Failure-tolerant Zarr writes of lazy (dask-backed) ensembles.
+
+A store is written in three steps, so that an interrupted write can be resumed:
+
+1. **Template.** All metadata and coordinates are written first (``compute=False``), with one Zarr
+   chunk per Dask chunk, and the root attributes ``esmscale_store = "esmscale-zarr-v1"`` (the
+   marker that the store is ours), ``esmscale_complete = False`` and ``esmscale_variables``
+   (the data variables, checked on resume).
+2. **Regions.** Each Dask block of each data variable is written with
+   ``to_zarr(region=...)``. Blocks and Zarr chunks coincide, so no two tasks touch the same Zarr
+   chunk and every chunk file present in the store is a finished block (the local store writes a
+   temporary file and renames it into place).
+3. **Seal.** Metadata are consolidated and ``esmscale_complete`` is set to ``True`` together with
+   an ``esmscale_written`` UTC timestamp.
+
+With ``resume=True`` the chunk keys already present in the store are listed (a missing chunk
+would silently read back as the fill value, so presence is checked in the store itself) and only
+the missing blocks are computed.
+
+Chunks equal to the fill value are always written (Zarr's ``write_empty_chunks`` is set to
+``True`` for the template and for every region write), so a missing chunk always means
+"not written yet".
+
+Dask chunks must be uniform along each dimension except for a smaller last chunk; irregular
+chunks are refused with an error that gives the ``.chunk(...)`` call to fix them (rechunking
+silently could change the cost of the computation by a lot).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import dask
+import numpy as np
+import xarray as xr
+import zarr
+
+from esmscale.errors import EsmscaleError
+
+if TYPE_CHECKING:
+    import distributed
+    from dask.delayed import Delayed
+
+__all__ = [
+    "STORE_FORMAT",
+    "WriteSummary",
+    "existing_chunks",
+    "is_complete",
+    "write_zarr",
+]
+
+STORE_FORMAT = "esmscale-zarr-v1"
+"""Value of the ``esmscale_store`` root attribute that marks a store written by esmscale."""
+
+_MARKER = "esmscale_store"
+_COMPLETE = "esmscale_complete"
+_WRITTEN = "esmscale_written"
+_VARIABLES = "esmscale_variables"
+_DATAARRAY_NAME = "__xarray_dataarray_variable__"  # what xarray names an unnamed DataArray
+_ZARR_FILES = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+# Encoding keys carried over from a variable's own ``.encoding``; chunking keys are replaced and
+# backend-specific keys (netCDF ``zlib``, Zarr v2 ``compressor``, ...) are dropped.
+_KEPT_ENCODING = (
+    "dtype",
+    "_FillValue",
+    "fill_value",
+    "missing_value",
+    "scale_factor",
+    "add_offset",
+    "units",
+    "calendar",
+    "compressors",
+    "filters",
+    "serializer",
+)
+
+_State = Literal["absent", "empty_dir", "file", "other_dir", "foreign_zarr", "ours"]
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """What :func:`write_zarr` did.
+
+    Attributes
+    ----------
+    store : pathlib.Path
+        The store written.
+    variables : tuple of str
+        Data variables written, in store order.
+    n_chunks_total : int
+        Chunks of all data variables in the store.
+    n_chunks_written : int
+        Chunks computed and written by this call.
+    n_chunks_skipped : int
+        Chunks already present (``resume=True``) and therefore not computed.
+    seconds : float
+        Wall-clock duration of the call.
+    bytes_written : int
+        Approximate bytes written: the uncompressed size of the blocks computed by this call
+        (the files on disk are smaller when compressed).
+    complete : bool
+        Whether the store is complete (``esmscale_complete`` is ``True``).
+    """
+
+    store: Path
+    variables: tuple[str, ...]
+    n_chunks_total: int
+    n_chunks_written: int
+    n_chunks_skipped: int
+    seconds: float
+    bytes_written: int
+    complete: bool
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """Parse a JSON metadata file, or ``None`` when it is missing or unreadable."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            out = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
+def _root_attrs(path: Path) -> dict[str, Any] | None:
+    """Attributes of a Zarr v3 root group, read from ``zarr.json`` without opening the store."""
+    meta = _read_json(path / "zarr.json")
+    if meta is None:
+        return None
+    attrs = meta.get("attributes", {})
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _state(path: Path) -> _State:
+    """Classify what lies at ``path``; reads only, never modifies."""
+    if not path.exists():
+        return "absent"
+    if not path.is_dir():
+        return "file"
+    if not any(path.iterdir()):
+        return "empty_dir"
+    if not any((path / name).exists() for name in _ZARR_FILES):
+        return "other_dir"
+    attrs = _root_attrs(path)
+    if attrs is not None and attrs.get(_MARKER) == STORE_FORMAT:
+        return "ours"
+    return "foreign_zarr"
+
+
+def is_complete(store: str | os.PathLike[str]) -> bool:
+    """Whether ``store`` is an esmscale Zarr store whose write finished.
+
+    Parameters
+    ----------
+    store : str or os.PathLike
+        Path of the store.
+
+    Returns
+    -------
+    bool
+        ``True`` only for a store written by :func:`write_zarr` whose root attribute
+        ``esmscale_complete`` is ``True``; ``False`` for anything else, including a missing path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import dask.array as da
+    >>> import xarray as xr
+    >>> tmp = tempfile.mkdtemp()
+    >>> result = xr.DataArray(da.zeros((4, 6), chunks=(2, 3)), dims=("time", "x"), name="pr")
+    >>> is_complete(f"{tmp}/out.zarr")
+    False
+    >>> _ = write_zarr(result, f"{tmp}/out.zarr", progress=False)
+    >>> is_complete(f"{tmp}/out.zarr")
+    True
+    """
+    path = Path(store)
+    if _state(path) != "ours":
+        return False
+    attrs = _root_attrs(path) or {}
+    return attrs.get(_COMPLETE) is True
+
+
+def _array_meta(path: Path, name: str) -> dict[str, Any]:
+    """Zarr v3 metadata of array ``name`` in the store at ``path``."""
+    meta = _read_json(path / name / "zarr.json")
+    if meta is None or meta.get("node_type") != "array":
+        raise EsmscaleError(
+            f"no Zarr v3 array {name!r} in store {str(path)!r} ({path / name / 'zarr.json'} is "
+            "missing or not array metadata); check the variable name and that the store was "
+            "written by esmscale.io.zarr.write_zarr (Zarr format 3)"
+        )
+    return meta
+
+
+def _chunk_shape(meta: Mapping[str, Any]) -> tuple[int, ...]:
+    grid = meta.get("chunk_grid", {})
+    if grid.get("name") != "regular":
+        raise EsmscaleError(
+            f"unsupported Zarr chunk grid {grid.get('name')!r}; only regular chunk grids "
+            "(as written by esmscale.io.zarr.write_zarr) can be listed"
+        )
+    return tuple(int(c) for c in grid["configuration"]["chunk_shape"])
+
+
+def existing_chunks(store: str | os.PathLike[str], name: str) -> set[tuple[int, ...]]:
+    """Chunk indices of array ``name`` that are present in the store.
+
+    The keys are listed in the store itself (files under the array's folder, e.g.
+    ``pr/c/0/1/0/0``): reading a missing chunk would silently return the fill value, so reading
+    data cannot tell a missing chunk from a written one. Left-over temporary files of an
+    interrupted write (``*.partial``) are not chunks and are ignored.
+
+    Parameters
+    ----------
+    store : str or os.PathLike
+        Path of a local Zarr v3 store.
+    name : str
+        Name of the array (the data variable).
+
+    Returns
+    -------
+    set of tuple of int
+        One chunk-grid index per chunk present, e.g. ``{(0, 1, 0, 0), ...}``.
+
+    Raises
+    ------
+    EsmscaleError
+        If the array does not exist or uses an unsupported chunk layout.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import dask.array as da
+    >>> import xarray as xr
+    >>> tmp = tempfile.mkdtemp()
+    >>> result = xr.DataArray(da.ones((4, 6), chunks=(2, 3)), dims=("time", "x"), name="pr")
+    >>> _ = write_zarr(result, f"{tmp}/out.zarr", progress=False)
+    >>> sorted(existing_chunks(f"{tmp}/out.zarr", "pr"))
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
+    path = Path(store)
+    meta = _array_meta(path, name)
+    shape = tuple(int(s) for s in meta["shape"])
+    grid = tuple(math.ceil(s / c) for s, c in zip(shape, _chunk_shape(meta), strict=True))
+    encoding = meta.get("chunk_key_encoding", {"name": "default"})
+    separator = encoding.get("configuration", {}).get("separator")
+    if encoding.get("name") == "default":
+        separator = separator or "/"
+        prefix = "c"
+    elif encoding.get("name") == "v2":
+        separator = separator or "."
+        prefix = ""
+    else:
+        raise EsmscaleError(
+            f"array {name!r} in {str(path)!r} uses chunk key encoding {encoding.get('name')!r}; "
+            "only 'default' and 'v2' can be listed. Rewrite the store with write_zarr."
+        )
+    array_dir = path / name
+    found: set[tuple[int, ...]] = set()
+    for file in array_dir.rglob("*"):
+        if not file.is_file():
+            continue
+        key = file.relative_to(array_dir).as_posix()
+        index = _parse_chunk_key(key, prefix, separator, len(shape))
+        if index is not None and all(0 <= i < n for i, n in zip(index, grid, strict=True)):
+            found.add(index)
+    return found
+
+
+def _parse_chunk_key(key: str, prefix: str, separator: str, ndim: int) -> tuple[int, ...] | None:
+    """Chunk index encoded by ``key``, or ``None`` if ``key`` is not a chunk key."""
+    if ndim == 0:
+        return () if key == (prefix or "0") else None
+    if prefix:
+        if not key.startswith(prefix + separator):
+            return None
+        key = key[len(prefix) + len(separator) :]
+    parts = key.split(separator)
+    if len(parts) != ndim or not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def _as_dataset(result: xr.DataArray | xr.Dataset) -> xr.Dataset:
+    """The result as a Dataset whose data variables are dask-backed and coordinates in memory."""
+    if isinstance(result, xr.DataArray):
+        name = _DATAARRAY_NAME if result.name is None else result.name
+        if name in result.coords:
+            raise EsmscaleError(
+                f"cannot write DataArray named {name!r}: a coordinate has the same name; "
+                "rename it first, e.g. result.rename('downscaled')"
+            )
+        ds = result.to_dataset(name=name, promote_attrs=False)
+    elif isinstance(result, xr.Dataset):
+        ds = result.copy(deep=False)
+    else:
+        raise EsmscaleError(
+            f"write_zarr expects an xarray DataArray or Dataset, got {type(result).__name__}; "
+            "wrap the array in xr.DataArray(..., dims=...) first"
+        )
+    if not ds.data_vars:
+        raise EsmscaleError(
+            "the result has no data variables, so there is nothing to write; "
+            "pass the downscaled DataArray/Dataset itself"
+        )
+    for name, var in ds.data_vars.items():
+        if not isinstance(name, str):
+            raise EsmscaleError(
+                f"data variable name {name!r} is not a string; Zarr needs string names, "
+                "rename it with result.rename(...)"
+            )
+        if var.ndim == 0:
+            raise EsmscaleError(
+                f"data variable {name!r} is a scalar; write_zarr writes gridded data by chunks. "
+                "Store it as an attribute or a coordinate instead"
+            )
+        if var.chunks is None:  # in memory: one chunk (small by construction)
+            ds[name] = var.chunk(dict.fromkeys(var.dims, -1))
+    # Coordinates are written with the template, which does not compute dask arrays.
+    lazy = [k for k, c in ds.coords.items() if c.chunks is not None]
+    if lazy:
+        ds = ds.assign_coords({k: ds.coords[k].compute() for k in lazy})
+    return ds
+
+
+def _zarr_chunks(ds: xr.Dataset) -> dict[str, tuple[int, ...]]:
+    """Zarr chunk shape (= uniform dask chunk size) of each data variable; checks uniformity."""
+    out: dict[str, tuple[int, ...]] = {}
+    for name, var in ds.data_vars.items():
+        assert var.chunks is not None  # ensured by _as_dataset
+        sizes = []
+        for dim, chunks in zip(var.dims, var.chunks, strict=True):
+            if len(chunks) == 0 or chunks[0] == 0:
+                raise EsmscaleError(
+                    f"data variable {name!r} has an empty dimension {dim!r}; "
+                    "there is nothing to write, drop the variable or select data first"
+                )
+            first = chunks[0]
+            if any(c != first for c in chunks[:-1]) or chunks[-1] > first:
+                raise EsmscaleError(
+                    f"data variable {name!r} has irregular dask chunks along {dim!r}: "
+                    f"{chunks}; Zarr needs equal chunks (only the last may be smaller). "
+                    f"Rechunk first, e.g. result.chunk({{{str(dim)!r}: {first}}})"
+                )
+            sizes.append(int(first))
+        out[str(name)] = tuple(sizes)
+    return out
+
+
+def _encoding(ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> dict[str, dict[str, Any]]:
+    """Template encoding: the variables' own CF/codec settings with Zarr chunks = dask chunks."""
+    enc: dict[str, dict[str, Any]] = {}
+    for name, shape in chunks.items():
+        own = ds[name].encoding
+        enc[name] = {k: own[k] for k in _KEPT_ENCODING if k in own}
+        enc[name]["chunks"] = shape
+    return enc
+
+
+def _blocks(var: xr.DataArray) -> Iterator[tuple[tuple[int, ...], dict[str, slice]]]:
+    """Block index and the matching region of every dask block of ``var``, in C order."""
+    assert var.chunks is not None
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in var.chunks]
+    for index in itertools.product(*(range(len(c)) for c in var.chunks)):
+        region = {
+            str(dim): slice(int(s[i]), int(s[i + 1]))
+            for dim, s, i in zip(var.dims, starts, index, strict=True)
+        }
+        yield index, region
+
+
+def _set_root_attrs(path: Path, attrs: Mapping[str, Any]) -> None:
+    group = zarr.open_group(path, mode="r+", zarr_format=3)
+    group.attrs.update(dict(attrs))
+
+
+def _check_resumable(path: Path, ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise unless the store at ``path`` has the layout the new result would get."""
+    attrs = _root_attrs(path) or {}
+    fix = "pass overwrite=True (and resume=False) to start over, or write to another path"
+    stored = attrs.get(_VARIABLES)
+    if stored is not None and list(stored) != list(chunks):
+        raise EsmscaleError(
+            f"cannot resume {str(path)!r}: it holds data variables {list(stored)}, the result "
+            f"has {list(chunks)}; {fix}"
+        )
+    for name, shape in chunks.items():
+        var = ds[name]
+        try:
+            meta = _array_meta(path, name)
+        except EsmscaleError:
+            raise EsmscaleError(
+                f"cannot resume {str(path)!r}: data variable {name!r} is missing from the store "
+                f"(the first write was probably interrupted while writing metadata); {fix}"
+            ) from None
+        got = {
+            "shape": tuple(int(s) for s in meta["shape"]),
+            "chunks": _chunk_shape(meta),
+            "dims": tuple(meta.get("dimension_names") or ()),
+        }
+        want = {"shape": tuple(var.shape), "chunks": shape, "dims": tuple(map(str, var.dims))}
+        for key in ("dims", "shape", "chunks"):
+            if got[key] != want[key]:
+                raise EsmscaleError(
+                    f"cannot resume {str(path)!r}: data variable {name!r} has {key} "
+                    f"{got[key]} in the store but {want[key]} in the result; resume needs the "
+                    f"same result (same dims, shape and dask chunks) as the interrupted write, "
+                    f"or {fix}"
+                )
+    _check_index_coords(path, ds, fix)
+
+
+def _check_index_coords(path: Path, ds: xr.Dataset, fix: str) -> None:
+    """Raise unless the stored dimension coordinates equal the result's."""
+    dims = [d for d in ds.dims if d in ds.coords]
+    if not dims:
+        return
+    stored = xr.open_zarr(
+        path, consolidated=False, decode_times=False, decode_timedelta=False, zarr_format=3
+    )
+    for dim in dims:
+        new = ds[dim].variable
+        if dim not in stored.variables:
+            raise EsmscaleError(
+                f"cannot resume {str(path)!r}: coordinate {dim!r} is missing from the store; {fix}"
+            )
+        old = stored[dim].variable
+        if new.dtype.kind == "M" or new.dtype == object:
+            coder = xr.coders.CFDatetimeCoder(use_cftime=new.dtype == object)
+            old = coder.decode(old, name=str(dim))
+        same = old.shape == new.shape
+        if same:
+            try:
+                same = bool(np.array_equal(np.asarray(old.values), np.asarray(new.values)))
+            except (TypeError, ValueError):
+                same = False
+        if not same:
+            raise EsmscaleError(
+                f"cannot resume {str(path)!r}: coordinate {dim!r} differs between the store and "
+                f"the result; resume needs the same result as the interrupted write, or {fix}"
+            )
+
+
+def _remove_partial_files(path: Path, names: list[str]) -> None:
+    """Delete temporary ``*.partial`` files left in array folders by a killed writer."""
+    for name in names:
+        for file in (path / name).rglob("*.partial"):
+            file.unlink(missing_ok=True)
+
+
+def _refuse(path: Path, state: _State, *, resume: bool, overwrite: bool) -> None:
+    """Raise when the existing content at ``path`` must not be written to (nothing is touched)."""
+    where = str(path)
+    if resume and overwrite:
+        raise EsmscaleError(
+            f"write_zarr({where!r}) got resume=True and overwrite=True; choose one: resume=True "
+            "to finish an interrupted write, overwrite=True to start over"
+        )
+    if state == "file":
+        raise EsmscaleError(
+            f"{where!r} exists and is a file, not a Zarr store; it is left untouched. "
+            "Choose another path or remove the file yourself"
+        )
+    if state == "other_dir":
+        raise EsmscaleError(
+            f"{where!r} is a non-empty folder that is not a Zarr store; it is left untouched. "
+            "Choose another path or empty the folder yourself"
+        )
+    if state == "foreign_zarr" and not overwrite:
+        raise EsmscaleError(
+            f"{where!r} is a Zarr store that was not written by esmscale (no {_MARKER!r} "
+            f"attribute); it is left untouched. Pass overwrite=True to replace it"
+            + (" (it cannot be resumed)" if resume else "")
+            + " or choose another path"
+        )
+    if resume and state in ("absent", "empty_dir"):
+        raise EsmscaleError(
+            f"cannot resume {where!r}: no store exists there; call write_zarr without "
+            "resume=True to start the write"
+        )
+    if state == "ours" and not resume and not overwrite:
+        done = is_complete(path)
+        raise EsmscaleError(
+            f"{where!r} already holds a {'complete' if done else 'partly written'} esmscale "
+            "store; pass overwrite=True to replace it"
+            + ("" if done else " or resume=True to finish it")
+        )
+
+
+def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Client | None) -> None:
+    """Run the region writes, on ``client`` if given, else on dask's default scheduler."""
+    if not writes:
+        return
+    if client is not None:
+        futures = client.compute(writes)
+        if progress:
+            from distributed import progress as show_progress
+
+            show_progress(futures)
+        client.gather(futures)
+    elif progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            dask.compute(*writes)
+    else:
+        dask.compute(*writes)
+
+
+def write_zarr(
+    result: xr.DataArray | xr.Dataset,
+    store: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    client: distributed.Client | None = None,
+) -> WriteSummary:
+    """Write a lazy result to a Zarr v3 store so that an interrupted write can be resumed.
+
+    Metadata and coordinates are written first, then every dask block of every data variable
+    is written to its own Zarr chunk, and last the metadata are consolidated and the root
+    attribute ``esmscale_complete`` is set to ``True`` (see the module docstring).
+
+    Parameters
+    ----------
+    result : xarray.DataArray or xarray.Dataset
+        The result, usually dask-backed, e.g. with dims ``(member, time, lat, lon)``. Dask chunks
+        must be uniform per dimension (the last may be smaller); they become the Zarr chunks.
+        In-memory data variables are written as one chunk. An unnamed DataArray is stored as
+        ``__xarray_dataarray_variable__`` (what ``xr.open_dataarray`` expects).
+    store : str or os.PathLike
+        Path of the local store to write.
+    resume : bool, default False
+        Finish an interrupted write: the store must be an esmscale store with the same data
+        variables, dims, shape, chunks and dimension coordinates; only chunks missing from it
+        are computed.
+    overwrite : bool, default False
+        Replace an existing Zarr store at ``store`` (ours or not). A path that is a file or a
+        non-empty folder without Zarr metadata is never replaced.
+    progress : bool, default True
+        Show a progress bar (``distributed.progress`` with a client, else
+        ``dask.diagnostics.ProgressBar``).
+    client : distributed.Client, optional
+        Run the writes on this client; by default dask's current scheduler is used.
+
+    Returns
+    -------
+    WriteSummary
+        Counts of chunks written and skipped, duration and approximate bytes.
+
+    Raises
+    ------
+    EsmscaleError
+        If the path holds something that must not be replaced (see ``overwrite``), if
+        ``resume`` does not match the store, or if the dask chunks are irregular. Nothing at the
+        path is modified when an error is raised before writing starts.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import dask.array as da
+    >>> import xarray as xr
+    >>> tmp = tempfile.mkdtemp()
+    >>> data = da.arange(2 * 4 * 6, dtype="f4").reshape(2, 4, 6).rechunk((1, 2, 6))
+    >>> result = xr.DataArray(data, dims=("member", "time", "x"), name="pr")
+    >>> summary = write_zarr(result, f"{tmp}/out.zarr", progress=False)
+    >>> summary.n_chunks_total, summary.n_chunks_written, summary.complete
+    (4, 4, True)
+    >>> again = write_zarr(result, f"{tmp}/out.zarr", resume=True, progress=False)
+    >>> again.n_chunks_written, again.n_chunks_skipped
+    (0, 4)
+    """
+    start = time.perf_counter()
+    path = Path(store)
+    ds = _as_dataset(result)
+    chunks = _zarr_chunks(ds)
+    names = list(chunks)
+    state = _state(path)
+    _refuse(path, state, resume=resume, overwrite=overwrite)
+
+    if resume:
+        _check_resumable(path, ds, chunks)
+        _set_root_attrs(path, {_COMPLETE: False})
+        _remove_partial_files(path, names)
+    else:
+        template = ds.copy(deep=False)
+        template.attrs = {
+            **ds.attrs,
+            _MARKER: STORE_FORMAT,
+            _COMPLETE: False,
+            _VARIABLES: names,
+        }
+        template.attrs.pop(_WRITTEN, None)
+        template.to_zarr(
+            path,
+            mode="w",
+            compute=False,
+            encoding=_encoding(ds, chunks),
+            consolidated=False,
+            write_empty_chunks=True,
+            zarr_format=3,
+        )
+
+    # Region writes: fresh variables without coordinates (already in the template), attributes
+    # or encoding (xarray takes the encoding from the store), so that no two writes touch the
+    # same Zarr object and the caller's objects are not modified.
+    bare = xr.Dataset({name: xr.Variable(ds[name].dims, ds[name].data) for name in names})
+    writes: list[Delayed] = []
+    n_total = n_skipped = n_bytes = 0
+    for name in names:
+        present = existing_chunks(path, name) if resume else set()
+        var = bare[name]
+        for index, region in _blocks(var):
+            n_total += 1
+            if index in present:
+                n_skipped += 1
+                continue
+            block = bare[[name]].isel(region)
+            n_bytes += block[name].nbytes
+            writes.append(
+                block.to_zarr(
+                    path,
+                    mode="r+",
+                    region=region,
+                    compute=False,
+                    consolidated=False,
+                    write_empty_chunks=True,
+                    zarr_format=3,
+                )
+            )
+    try:
+        _compute(writes, progress=progress, client=client)
+    except BaseException as err:
+        err.add_note(
+            f"esmscale: the Zarr store {str(path)!r} is incomplete; fix the cause and call "
+            "write_zarr(..., resume=True) with the same result to write the missing chunks"
+        )
+        raise
+
+    with warnings.catch_warnings():
+        # Zarr warns that consolidated metadata are not part of the v3 specification yet.
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", module="zarr")
+        zarr.consolidate_metadata(path, zarr_format=3)
+    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    _set_root_attrs(path, {_COMPLETE: True, _WRITTEN: stamp})
+    return WriteSummary(
+        store=path,
+        variables=tuple(names),
+        n_chunks_total=n_total,
+        n_chunks_written=len(writes),
+        n_chunks_skipped=n_skipped,
+        seconds=time.perf_counter() - start,
+        bytes_written=int(n_bytes),
+        complete=is_complete(path),
+    )

@@ -1,0 +1,217 @@
+"""Fixed tiles of the global target grid, with halos and blended overlaps (pure numpy/torch).
+
+The fine grid ``(ny, nx)`` is split into cores of ``tile x tile`` cells. Each core is run through
+the network inside a window extended by ``halo`` cells on every side (padded by reflection at
+the domain edges, or wrapped across the dateline for global longitudes). Overlapping windows
+are blended with linear ramps of width ``2 * halo`` (a partition of unity). Noise is a function
+of the global cell position (blocks of ``tile`` cells keyed by ``(seed, member, time, block)``),
+so two windows see the same noisy values where they overlap.
+
+Because tiles, noise and batch sizes are fixed by the global grid alone, the value of every
+output cell is the same whichever region of the grid is asked for: the Dask layer can chunk the
+output in any way and get bitwise-identical results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from esmscale.errors import EsmscaleError
+from esmscale.models.consistency import ConsistencyModel
+from esmscale.models.sampler import DEFAULT_BATCH, consistency_sample, field_noise
+
+__all__ = ["TileGrid", "denoise_region", "fixed_threads"]
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads (results depend on the thread count on CPU)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiling of a global ``ny x nx`` grid into cores of ``tile`` cells with ``halo`` context.
+
+    Examples
+    --------
+    >>> g = TileGrid(100, 130, tile=64, halo=16)
+    >>> g.shape, g.window
+    ((2, 3), 96)
+    >>> g.tiles_for(slice(0, 10), slice(120, 130))
+    ([0], [1, 2])
+    """
+
+    ny: int
+    nx: int
+    tile: int = 64
+    halo: int = 16
+    wrap_x: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tile < 1 or self.halo < 0:
+            raise EsmscaleError(f"tile={self.tile} must be >= 1 and halo={self.halo} >= 0.")
+        if 2 * self.halo > self.tile:
+            raise EsmscaleError(
+                f"halo={self.halo} is more than half of tile={self.tile}; use halo <= tile / 2 "
+                "(e.g. tile=64, halo=16)."
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Number of tiles along y and x."""
+        return -(-self.ny // self.tile), -(-self.nx // self.tile)
+
+    @property
+    def window(self) -> int:
+        """Side of the square window fed to the network."""
+        return self.tile + 2 * self.halo
+
+    def _span(self, i: int) -> tuple[int, int]:
+        """Unwrapped index range of window ``i`` along an axis."""
+        return i * self.tile - self.halo, (i + 1) * self.tile + self.halo
+
+    def tiles_for(self, ys: slice, xs: slice) -> tuple[list[int], list[int]]:
+        """Tile indices whose windows touch the region ``[ys, xs]``."""
+
+        def along(sl: slice, n_tiles: int, n: int, wrap: bool) -> list[int]:
+            lo, hi = sl.start or 0, n if sl.stop is None else sl.stop
+            out = []
+            for i in range(n_tiles):
+                a, b = self._span(i)
+                shifts = (-n, 0, n) if wrap else (0,)
+                if any(a + s < hi and b + s > lo for s in shifts):
+                    out.append(i)
+            return out
+
+        ty, tx = self.shape
+        return along(ys, ty, self.ny, False), along(xs, tx, self.nx, self.wrap_x)
+
+    def indices(self, i: int, n: int, wrap: bool) -> np.ndarray:
+        """Grid indices of window ``i`` along an axis of length ``n`` (reflected or wrapped)."""
+        a, b = self._span(i)
+        idx = np.arange(a, b)
+        if wrap:
+            return idx % n
+        if n == 1:
+            return np.zeros_like(idx)
+        period = 2 * (n - 1)
+        idx = np.abs(idx) % period
+        return np.where(idx >= n, period - idx, idx)
+
+    def weights(self) -> np.ndarray:
+        """1-D blending ramp over a window (linear over ``2 * halo`` cells at each side)."""
+        w = np.ones(self.window, dtype=np.float64)
+        if self.halo:
+            ramp = (np.arange(2 * self.halo) + 0.5) / (2 * self.halo)
+            w[: 2 * self.halo] = ramp
+            w[-2 * self.halo :] = ramp[::-1]
+        return w
+
+    def noise(
+        self, seed: int, member: int, time_index: int, step: int, ry: np.ndarray, rx: np.ndarray
+    ) -> np.ndarray:
+        """Global noise at the cells ``ry x rx`` (domain indices), from per-block draws."""
+        t = self.tile
+        out = np.empty((ry.size, rx.size), dtype=np.float32)
+        by, bx = ry // t, rx // t
+        for yb in np.unique(by):
+            for xb in np.unique(bx):
+                block = field_noise(
+                    seed, member, time_index, (t, t), tile=(int(yb), int(xb)), step=step
+                )
+                sy, sx = np.flatnonzero(by == yb), np.flatnonzero(bx == xb)
+                out[np.ix_(sy, sx)] = block[np.ix_(ry[sy] % t, rx[sx] % t)]
+        return out
+
+
+def denoise_region(
+    model: ConsistencyModel,
+    fine: np.ndarray,
+    grid: TileGrid,
+    region: tuple[slice, slice],
+    *,
+    t_star: float,
+    member: int,
+    seed: int,
+    time_index: np.ndarray,
+    steps: int = 1,
+    batch_size: int = DEFAULT_BATCH,
+    network: bool = True,
+) -> np.ndarray:
+    """Denoise the output ``region`` of one member from the whole-domain fields ``fine``.
+
+    Parameters
+    ----------
+    fine
+        ``(time, ny, nx)`` float32 fields in the network's space (finite: fill masked cells).
+    grid
+        The global tiling.
+    region
+        ``(y slice, x slice)`` of the output to produce.
+    time_index
+        Global time index of each field (noise identity).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(time, region_ny, region_nx)`` float32 in the network's space.
+    """
+    nt, ny, nx = fine.shape
+    if (ny, nx) != (grid.ny, grid.nx):
+        raise EsmscaleError(f"fields are {ny}x{nx} but the tile grid is {grid.ny}x{grid.nx}.")
+    ys, xs = region
+    y0, y1 = ys.start or 0, ny if ys.stop is None else ys.stop
+    x0, x1 = xs.start or 0, nx if xs.stop is None else xs.stop
+    tys, txs = grid.tiles_for(slice(y0, y1), slice(x0, x1))
+    w1 = grid.weights()
+    acc = np.zeros((nt, y1 - y0, x1 - x0), dtype=np.float64)
+    wsum = np.zeros((y1 - y0, x1 - x0), dtype=np.float64)
+    windows = [(iy, ix) for iy in tys for ix in txs]
+    idx = {
+        (iy, ix): (grid.indices(iy, ny, False), grid.indices(ix, nx, grid.wrap_x))
+        for iy, ix in windows
+    }
+    # batch all (window, time) pairs; the batch size is fixed, so results do not depend on
+    # which pairs share a batch
+    pairs = [(w, t) for w in windows for t in range(nt)]
+    x_in = np.stack([fine[t][np.ix_(*idx[w])] for w, t in pairs]) if pairs else None
+    if x_in is None:
+        return acc.astype(np.float32)
+    noise = np.stack(
+        [
+            np.stack([grid.noise(seed, member, int(time_index[t]), s, *idx[w]) for w, t in pairs])
+            for s in range(steps)
+        ]
+    )
+    if network:
+        y_out = consistency_sample(model, x_in, t_star, noise, batch_size=batch_size)
+    else:
+        y_out = x_in + t_star * noise[0]
+    for k, (w, t) in enumerate(pairs):
+        iy, ix = w
+        ry, rx = idx[w]
+        span_y = np.arange(*grid._span(iy))
+        span_x = np.arange(*grid._span(ix))
+        # keep cells whose unwrapped position is in the domain and whose index is in the region
+        oky = (span_y >= 0) & (span_y < ny) & (ry >= y0) & (ry < y1)
+        if grid.wrap_x:
+            okx = (rx >= x0) & (rx < x1)
+        else:
+            okx = (span_x >= 0) & (span_x < nx) & (rx >= x0) & (rx < x1)
+        sy, sx = np.flatnonzero(oky), np.flatnonzero(okx)
+        ww = np.outer(w1[sy], w1[sx])
+        acc[t][np.ix_(ry[sy] - y0, rx[sx] - x0)] += ww * y_out[k][np.ix_(sy, sx)]
+        if t == 0:
+            wsum[np.ix_(ry[sy] - y0, rx[sx] - x0)] += ww
+    return (acc / wsum[None]).astype(np.float32)
