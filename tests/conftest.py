@@ -17,6 +17,16 @@ DATA = Path(
 )
 
 
+def sample_data(relative: str) -> Path:
+    """Path of a file in the real sample data; skip if absent, but fail in CI (CI=true)."""
+    path = DATA / relative
+    if not path.exists():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"sample data {path} is missing in CI; set ESMSCALE_DATA")
+        pytest.skip(f"sample data {path} not found (set ESMSCALE_DATA to ../shared/data)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def small_obs():
     """32x32 synthetic precipitation, 40 days."""

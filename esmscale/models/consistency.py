@@ -211,7 +211,13 @@ class ConsistencyModel(nn.Module):
         if "model" not in cfg:
             raise EsmscaleError(f"{path}: config has no 'model' section; not an esmscale model.")
         model = cls(ConsistencyConfig.from_dict(cfg["model"]))
-        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(tensors, strict=False)
+        except RuntimeError as err:  # shape mismatch
+            raise EsmscaleError(
+                f"{path}: weights do not match the config ({str(err).splitlines()[-1].strip()}); "
+                "the checkpoint is from a different architecture."
+            ) from err
         if missing or unexpected:
             raise EsmscaleError(
                 f"{path}: weights do not match the config (missing {missing[:3]}, unexpected "

@@ -1,6 +1,30 @@
-"""Where data enters: open files, pick the variable, convert units, interpolate to the fine grid."""
+"""Where data enters: open files, pick the variable, convert units, regrid, bias-correct."""
+
+from typing import Any
 
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
 from esmscale.prepare.interp import upsample_bilinear
+from esmscale.prepare.regrid import find_latlon, refine_grid, regrid, target_mask, to_regular
 
-__all__ = ["field_values", "grid_spacing", "open_dataset", "select_variable", "upsample_bilinear"]
+__all__ = [
+    "QDMCorrector",
+    "field_values",
+    "find_latlon",
+    "grid_spacing",
+    "open_dataset",
+    "refine_grid",
+    "regrid",
+    "select_variable",
+    "target_mask",
+    "to_regular",
+    "upsample_bilinear",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # xsdba compiles numba kernels on import (~15 s): load it only when QDM is used
+    if name == "QDMCorrector":
+        from esmscale.prepare.bias import QDMCorrector
+
+        return QDMCorrector
+    raise AttributeError(f"module 'esmscale.prepare' has no attribute {name!r}")

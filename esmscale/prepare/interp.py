@@ -24,6 +24,7 @@ def upsample_bilinear(x: np.ndarray, factor: int) -> np.ndarray:
     """
     if factor < 1 or int(factor) != factor:
         raise EsmscaleError(f"factor={factor} must be a positive integer.")
+    factor = int(factor)
     a = np.asarray(x, dtype=np.float32)
     if a.ndim < 2:
         raise EsmscaleError(f"upsample_bilinear needs (..., h, w), got shape {a.shape}.")

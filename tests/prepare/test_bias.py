@@ -9,6 +9,7 @@ import xarray as xr
 from esmscale import EsmscaleWarning
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.bias import QDMCorrector
+from tests.conftest import sample_data
 
 DATA = Path(
     os.environ.get("ESMSCALE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -236,8 +237,7 @@ def winters(da, first, last):
 @pytest.mark.data
 @pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")  # quantiles over sea cells
 def test_iberia_eobs_cmip5():
-    if not (IBERIA / "EOBS_Iberia_pr.nc").exists():
-        pytest.skip(f"climate4r_iberia sample data not found under {DATA} (set ESMSCALE_DATA)")
+    sample_data("climate4r_iberia/EOBS_Iberia_pr.nc")
     obs = open_pr("EOBS_Iberia_pr.nc")  # mm day-1, 0.5 deg, NaN over sea
     esm = open_pr("CMIP5_Iberia_pr.nc")  # kg m-2 s-1, 1.4 deg
     # the ESM grid stops short of E-OBS's northern row: extrapolate linearly there

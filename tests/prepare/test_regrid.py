@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.regrid import find_latlon, refine_grid, regrid, target_mask, to_regular
+from tests.conftest import sample_data
 
 DATA = Path(
     os.environ.get("ESMSCALE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -391,9 +392,7 @@ def test_chunk_invariance_hypothesis(sizes, method):
 
 
 def _open(relative):
-    path = DATA / relative
-    if not path.exists():
-        pytest.skip(f"sample data {path} not found (set ESMSCALE_DATA)")
+    path = sample_data(relative)
     coder = xr.coders.CFDatetimeCoder(use_cftime=True)
     return xr.open_dataset(path, engine="netcdf4", decode_times=coder)
 
