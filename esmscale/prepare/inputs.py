@@ -41,6 +41,13 @@ def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None)
             raise EsmscaleError(f"DataArray is named {obj.name!r}, not {variable!r}.")
         return obj
     names = [str(k) for k, v in obj.data_vars.items() if v.ndim >= 2]
+    try:
+        from esmscale.prepare.regrid import find_latlon
+
+        lat, lon = find_latlon(obj)
+        names = [n for n in names if {lat, lon} <= set(obj[n].dims)]
+    except EsmscaleError:
+        pass  # no lat/lon: any variable with two or more dims is a candidate
     if variable is not None:
         if variable not in obj.data_vars:
             raise EsmscaleError(
