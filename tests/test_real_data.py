@@ -31,8 +31,14 @@ def eobs():
 
 @pytest.fixture(scope="module")
 def eobs_model(eobs, tmp_path_factory):
-    cfg = TrainConfig(steps=60, batch_size=8, patch_size=16, block_out_channels=(16, 32),
-                      lr=1e-3, name="eobs-test")
+    cfg = TrainConfig(
+        steps=60,
+        batch_size=8,
+        patch_size=16,
+        block_out_channels=(16, 32),
+        lr=1e-3,
+        name="eobs-test",
+    )
     model = esmscale.train(_winters(eobs, 1983, 1997), cfg, progress=False)
     model.config = model.config.replace(t_star=0.2)
     path = tmp_path_factory.mktemp("eobs") / "model"
@@ -45,8 +51,15 @@ def test_iberia_to_eobs_grid_with_qdm(eobs, eobs_model, source):
     esm = _open(f"climate4r_iberia/{source}")[["pr"]]
     hist = _winters(esm, 1983, 1997)
     sim = _winters(esm, 1998, 2002).chunk({"time": 100})
-    out = sim.esm.downscale(eobs_model, target=eobs, members=2, seed=0, bias_correction="qdm",
-                            reference=_winters(eobs, 1983, 1997), historical=hist)
+    out = sim.esm.downscale(
+        eobs_model,
+        target=eobs,
+        members=2,
+        seed=0,
+        bias_correction="qdm",
+        reference=_winters(eobs, 1983, 1997),
+        historical=hist,
+    )
     pr = out.pr.compute()
     # units, grid, mask, calendar, provenance
     assert pr.attrs["units"] == "kg m-2 s-1"
@@ -68,13 +81,23 @@ def test_iberia_to_eobs_grid_with_qdm(eobs, eobs_model, source):
 
 def test_xclim_calendars_longitudes_descending_latitudes(eobs_model, tmp_path):
     cases = [
-        ("xclim_testdata/cmip6/prsn_day_CanESM5_historical_r1i1p1f1_gn_19910101-20101231.nc",
-         "prsn", "365_day"),
-        ("xclim_testdata/CanESM2_365day/"
-         "pr_day_CanESM2_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc", "pr", "noleap"),
-        ("xclim_testdata/HadGEM2-CC_360day/"
-         "pr_day_HadGEM2-CC_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc", "pr",
-         "360_day"),
+        (
+            "xclim_testdata/cmip6/prsn_day_CanESM5_historical_r1i1p1f1_gn_19910101-20101231.nc",
+            "prsn",
+            "365_day",
+        ),
+        (
+            "xclim_testdata/CanESM2_365day/"
+            "pr_day_CanESM2_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc",
+            "pr",
+            "noleap",
+        ),
+        (
+            "xclim_testdata/HadGEM2-CC_360day/"
+            "pr_day_HadGEM2-CC_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc",
+            "pr",
+            "360_day",
+        ),
     ]
     for path, var, calendar in cases:
         ds = _open(path).isel(time=slice(0, 6))

@@ -82,13 +82,15 @@ def _check_header(path: Path) -> dict[str, Any]:
             raise CheckpointError(
                 f"{path}: file is truncated ({size} bytes); re-download or retrain."
             )
-        if head[:1] == b"\x80" or head[:2] == b"PK":
+        (n,) = struct.unpack("<Q", head)
+        plausible = n <= _MAX_HEADER and n + 8 <= size and f.read(1) == b"{"
+        if not plausible and (head[:1] == b"\x80" or head[:2] == b"PK"):
             raise CheckpointError(
                 f"{path}: this is a pickle/zip (torch.save) file, not safetensors; esmscale never "
                 "unpickles files because that can run code. Convert it with "
                 "safetensors.torch.save_file in a trusted environment."
             )
-        (n,) = struct.unpack("<Q", head)
+        f.seek(8)
         if n > _MAX_HEADER or n + 8 > size:
             raise CheckpointError(
                 f"{path}: safetensors header claims {n} bytes but the file has {size}; the file is "

@@ -56,6 +56,7 @@ __all__ = [
     "WriteSummary",
     "existing_chunks",
     "is_complete",
+    "is_ours",
     "write_zarr",
 ]
 
@@ -155,6 +156,11 @@ def _state(path: Path) -> _State:
     if attrs is not None and attrs.get(_MARKER) == STORE_FORMAT:
         return "ours"
     return "foreign_zarr"
+
+
+def is_ours(store: str | os.PathLike[str]) -> bool:
+    """Whether ``store`` is a Zarr store written by :func:`write_zarr` (complete or not)."""
+    return _state(Path(store)) == "ours"
 
 
 def is_complete(store: str | os.PathLike[str]) -> bool:

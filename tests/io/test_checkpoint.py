@@ -187,3 +187,16 @@ def test_accepts_str_path(tmp_path):
     d = write_checkpoint(str(tmp_path / "s"), _tensors(), CONFIG)
     assert isinstance(d, Path)
     assert read_checkpoint(str(d))[1]["note"] == "hello"
+
+
+def test_header_length_that_looks_like_pickle_magic_still_loads(tmp_path):
+    """A safetensors header whose length's low byte is 0x80 (pickle's magic) is not a pickle."""
+    tensors = {"w": torch.zeros(3)}
+    for pad in range(300):
+        path = write_checkpoint(tmp_path / f"c{pad}", tensors, {"pad": "x" * pad})
+        if (path / "model.safetensors").read_bytes()[:1] == b"\x80":
+            break
+    got, config, _ = read_checkpoint(path)
+    assert (path / "model.safetensors").read_bytes()[:1] == b"\x80"
+    assert torch.equal(got["w"], tensors["w"])
+    assert config["pad"] == "x" * pad

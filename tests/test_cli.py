@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from esmscale import ConsistencyConfig, ConsistencyModel
+from esmscale.cli import build_parser, main
+from esmscale.datasets import synthetic_esm, synthetic_precip
+from esmscale.io import is_complete
+from esmscale.models.transforms import DataTransform
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    m = ConsistencyModel(
+        ConsistencyConfig(
+            block_out_channels=(8, 16),
+            patch_size=8,
+            transform=DataTransform(log_max=5.0),
+            t_star=0.3,
+        )
+    )
+    path = tmp_path_factory.mktemp("cli") / "model"
+    m.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def esm_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "esm.nc"
+    synthetic_esm(synthetic_precip(32, 48, 6, seed=4)).to_netcdf(path)
+    return path
+
+
+def test_help_lists_every_command_and_option(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["downscale", "--help"])
+    text = capsys.readouterr().out
+    for opt in (
+        "--model",
+        "--output",
+        "--members",
+        "--seed",
+        "--target",
+        "--bias-correction",
+        "--reference",
+        "--historical",
+        "--chunks",
+        "--workers",
+        "--scheduler",
+        "--resume",
+    ):
+        assert opt in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = capsys.readouterr().out
+    for cmd in ("demo", "synth", "train", "calibrate", "downscale"):
+        assert cmd in text
+
+
+def test_downscale_to_zarr_and_resume(tiny_model, esm_file, tmp_path, capsys):
+    out = tmp_path / "out.zarr"
+    args = [
+        "downscale",
+        str(esm_file),
+        "--model",
+        str(tiny_model),
+        "--output",
+        str(out),
+        "--members",
+        "2",
+        "--seed",
+        "3",
+        "--chunks",
+        "time=4",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    summary = capsys.readouterr().out
+    assert "fields/s" in summary
+    assert "t*=0.300" in summary
+    assert is_complete(out)
+    ds = xr.open_zarr(out)
+    assert ds.pr.shape == (2, 6, 32, 48)
+    assert ds.pr.attrs["esmscale_seed"] == 3
+    first = ds.pr.values
+    # a complete store is refused without --resume/--overwrite, and left as it was
+    assert main(args) == 2
+    assert "overwrite" in capsys.readouterr().err
+    np.testing.assert_array_equal(xr.open_zarr(out).pr.values, first)
+    # resume on a complete store recomputes nothing
+    assert main([*args, "--resume"]) == 0
+    assert "0 chunks written" in capsys.readouterr().out
+
+
+def test_glob_input_and_missing_variable_error(tiny_model, esm_file, tmp_path, capsys):
+    pattern = str(esm_file.parent / "es*.nc")
+    out = tmp_path / "g.zarr"
+    assert (
+        main(["downscale", pattern, "--model", str(tiny_model), "--output", str(out), "--quiet"])
+        == 0
+    )
+    capsys.readouterr()
+    code = main(
+        [
+            "downscale",
+            str(esm_file),
+            "--model",
+            str(tiny_model),
+            "--output",
+            str(tmp_path / "x.zarr"),
+            "--variable",
+            "tas",
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'tas'" in err
+    assert "pr" in err
+
+
+def test_synth_train_calibrate(tmp_path, capsys):
+    obs = tmp_path / "obs.nc"
+    held = tmp_path / "held.nc"
+    assert main(["synth", str(obs), "--ny", "32", "--nx", "32", "--days", "30"]) == 0
+    assert main(["synth", str(held), "--ny", "32", "--nx", "32", "--days", "4", "--seed", "9"]) == 0
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                str(obs),
+                "--output",
+                str(run),
+                "--steps",
+                "4",
+                "--batch-size",
+                "2",
+                "--patch-size",
+                "16",
+                "--channels",
+                "8",
+                "16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (run / "model" / "model.safetensors").exists()
+    assert (
+        main(
+            [
+                "train",
+                str(obs),
+                "--output",
+                str(run),
+                "--steps",
+                "4",
+                "--batch-size",
+                "2",
+                "--patch-size",
+                "16",
+                "--channels",
+                "8",
+                "16",
+                "--quiet",
+                "--resume",
+            ]
+        )
+        == 0
+    )
+    cal = tmp_path / "cal"
+    assert (
+        main(
+            [
+                "calibrate",
+                str(run / "model"),
+                "--obs",
+                str(obs),
+                "--held-out",
+                str(held),
+                "--members",
+                "2",
+                "--max-fields",
+                "2",
+                "--min-corr",
+                "0",
+                "--output",
+                str(cal),
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "recommended t*" in text
+    assert ConsistencyModel.from_pretrained(cal).config.t_star is not None
+
+
+def test_console_script_runs():
+    res = subprocess.run(
+        [sys.executable, "-m", "esmscale.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0
+    assert "downscale" in res.stdout
