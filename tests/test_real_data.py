@@ -87,14 +87,18 @@ def test_xclim_calendars_longitudes_descending_latitudes(eobs_model, tmp_path):
             "365_day",
         ),
         (
-            "xclim_testdata/CanESM2_365day/"
-            "pr_day_CanESM2_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc",
+            (
+                "xclim_testdata/CanESM2_365day/"
+                "pr_day_CanESM2_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc"
+            ),
             "pr",
             "noleap",
         ),
         (
-            "xclim_testdata/HadGEM2-CC_360day/"
-            "pr_day_HadGEM2-CC_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc",
+            (
+                "xclim_testdata/HadGEM2-CC_360day/"
+                "pr_day_HadGEM2-CC_rcp85_r1i1p1_na10kgrid_qm-moving-50bins-detrend_2095.nc"
+            ),
             "pr",
             "360_day",
         ),
