@@ -54,10 +54,14 @@ def write_checkpoint(
     config = {**config, "format_version": FORMAT_VERSION}
     text = json.dumps(config, indent=2, sort_keys=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is ordinary data
     try:
         contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
         save_file(contiguous, str(tmp / WEIGHTS_NAME), metadata={"config": text})
         (tmp / CONFIG_NAME).write_text(text + "\n")
+        (tmp / WEIGHTS_NAME).chmod(0o666 & ~umask)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             if old.exists():
