@@ -26,6 +26,7 @@ def _plot(
     path: Path, esm: xr.DataArray, out: xr.DataArray, truth: xr.DataArray, interp: np.ndarray
 ) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -55,6 +56,7 @@ def _plot(
     ]:
         k, p = rapsd(arr)
         ax.loglog(k, p, label=label)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("wavenumber (cycles per cell)")
     ax.set_ylabel("PSD")
     ax.set_title("radially averaged PSD")
