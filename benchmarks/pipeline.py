@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import write_results
 
 
@@ -58,9 +57,15 @@ def overhead(days: int, members: int) -> dict[str, float]:
         t0 = time.perf_counter()
         consistency_sample(model, x, t_star, noise, batch_size=DEFAULT_BATCH)
         t_bare = time.perf_counter() - t0
-    return {"overhead_ratio": t_pipe / t_bare, "pipeline_seconds": t_pipe,
-            "bare_network_seconds": t_bare, "overhead_days": days, "overhead_members": members,
-            "windows": n_windows, "window": grid.window}
+    return {
+        "overhead_ratio": t_pipe / t_bare,
+        "pipeline_seconds": t_pipe,
+        "bare_network_seconds": t_bare,
+        "overhead_days": days,
+        "overhead_members": members,
+        "windows": n_windows,
+        "window": grid.window,
+    }
 
 
 def child(days: int, store: str) -> None:
@@ -78,8 +83,11 @@ def streaming(days: int) -> dict[str, float]:
     """Run the streaming job in a child process and read that child's own peak RSS."""
     with tempfile.TemporaryDirectory() as tmp:
         store = str(Path(tmp) / "out.zarr")
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(days), store],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", str(days), store],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -87,8 +95,11 @@ def streaming(days: int) -> dict[str, float]:
         if proc.returncode != 0:
             raise RuntimeError(f"streaming child failed with exit code {proc.returncode}")
         info = json.loads(out.strip().splitlines()[-1])
-    return {"peak_rss_gib": usage.ru_maxrss / 2**20, "seconds": info["seconds"],
-            "fields_per_s": days * 4 / info["seconds"]}
+    return {
+        "peak_rss_gib": usage.ru_maxrss / 2**20,
+        "seconds": info["seconds"],
+        "fields_per_s": days * 4 / info["seconds"],
+    }
 
 
 def main() -> None:
@@ -104,12 +115,16 @@ def main() -> None:
     res: dict[str, object] = overhead(8 if args.quick else 32, 2)
     single = streaming(days)
     double = streaming(2 * days)
-    res.update({
-        "streaming_days": days, "peak_rss_gib": single["peak_rss_gib"],
-        "peak_rss_gib_double_days": double["peak_rss_gib"],
-        "fields_per_s": single["fields_per_s"], "fields_per_s_double_days": double["fields_per_s"],
-        "streaming_seconds": single["seconds"],
-    })
+    res.update(
+        {
+            "streaming_days": days,
+            "peak_rss_gib": single["peak_rss_gib"],
+            "peak_rss_gib_double_days": double["peak_rss_gib"],
+            "fields_per_s": single["fields_per_s"],
+            "fields_per_s_double_days": double["fields_per_s"],
+            "streaming_seconds": single["seconds"],
+        }
+    )
     res["targets_met"] = {
         "overhead_ratio<=1.25": bool(res["overhead_ratio"] <= 1.25),  # type: ignore[operator]
         "peak_rss_gib<2": bool(single["peak_rss_gib"] < 2 and double["peak_rss_gib"] < 2),

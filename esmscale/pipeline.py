@@ -10,6 +10,7 @@ one task that loads the model once per process (:func:`esmscale.pretrained.cache
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from typing import Any
 
 import dask
@@ -19,7 +20,7 @@ import xarray as xr
 
 from esmscale._version import __version__
 from esmscale.downscale import resolve_t_star
-from esmscale.errors import EsmscaleError
+from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.transforms import DataTransform
 from esmscale.prepare.inputs import select_variable
@@ -132,9 +133,18 @@ def output_attrs(da: xr.DataArray, model: ConsistencyModel, **provenance: Any) -
     return attrs
 
 
-def _spatial_chunks(n: int, size: int | None) -> tuple[int, ...]:
+def _spatial_chunks(n: int, size: int | None, halo: int, dim: str) -> tuple[int, ...]:
     if size is None or size >= n:
         return (n,)
+    if size < halo:
+        warnings.warn(
+            f"output chunk size {size} along {dim!r} is smaller than the tile halo ({halo}); "
+            f"every chunk would recompute whole tiles, so chunks of {halo} are used instead. "
+            f"Ask for chunks of at least {halo} cells (or a smaller halo=).",
+            EsmscaleWarning,
+            stacklevel=3,
+        )
+        size = halo
     return tuple([size] * (n // size) + ([n % size] if n % size else []))
 
 
@@ -270,8 +280,8 @@ def downscale(
         else dsa.from_array(fine.data, chunks=(-1, -1, -1))
     )
     data = data.rechunk({1: -1, 2: -1})
-    ych = _spatial_chunks(grid.ny, (chunks or {}).get(tlat))
-    xch = _spatial_chunks(grid.nx, (chunks or {}).get(tlon))
+    ych = _spatial_chunks(grid.ny, (chunks or {}).get(tlat), hal, tlat)
+    xch = _spatial_chunks(grid.nx, (chunks or {}).get(tlon), hal, tlon)
     ref = model_ref(cm)
     tblocks = data.to_delayed().ravel()
     t_off = np.cumsum((0, *data.chunks[0]))

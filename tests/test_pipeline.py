@@ -203,3 +203,44 @@ def test_auto_t_star_needs_calibration(esm, model):
     uncal = ConsistencyModel(model.config.replace(t_star=None))
     with pytest.raises(EsmscaleError, match="calibrate"):
         downscale(esm, uncal, **KW)
+
+
+def test_chunks_smaller_than_halo_warn_and_stay_identical(esm, model):
+    ref = downscale(esm, model, **KW).pr.values
+    with pytest.warns(esmscale.EsmscaleWarning, match="smaller than the tile halo"):
+        out = downscale(esm.chunk({"time": 2}), model, chunks={"lat": 3, "lon": 5}, **KW)
+    assert out.pr.chunks[2][0] == 8
+    assert np.array_equal(out.pr.values, ref, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "calendar", ["standard", "noleap", "360_day", "all_leap", "julian", "proleptic_gregorian"]
+)
+def test_all_cf_calendars_round_trip_through_zarr(model, calendar, tmp_path):
+    from esmscale.io import write_zarr
+
+    obs = synthetic_precip(16, 16, 3, seed=2, calendar=calendar, start="2000-02-27")
+    coarse = synthetic_esm(obs).chunk({"time": 2})
+    out = downscale(coarse, model, tile=16, halo=4)
+    write_zarr(out, tmp_path / "o.zarr", progress=False)
+    back = xr.open_zarr(
+        tmp_path / "o.zarr", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)
+    )
+    times = back.time.values
+    first = coarse.time.values[0]
+    if hasattr(first, "calendar"):  # cftime: the calendar itself must survive
+        assert times[0].calendar == first.calendar
+    assert [str(t)[:10] for t in times] == [str(t)[:10] for t in coarse.time.values]
+    np.testing.assert_array_equal(back.pr.values, out.pr.values)
+
+
+def test_accessor_psd_and_calibrate(esm, model):
+    obs = synthetic_precip(48, 80, 7, seed=1)
+    psd = obs.esm.psd()
+    assert psd.dims == ("wavenumber",)
+    assert (psd > 0).all()
+    assert psd.wavenumber.max() <= 0.5
+    cal = esm.esm.calibrate(obs, model)
+    assert 0 < cal.k_star <= 0.5
+    assert cal.t_star == cal.t_star_spectral
+    assert esm.pr.esm.psd().sizes["wavenumber"] > 3
