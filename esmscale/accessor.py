@@ -15,7 +15,6 @@ import xarray as xr
 
 from esmscale.calibration import Calibration, calibrate_noise_level
 from esmscale.models.consistency import ConsistencyModel
-from esmscale.pipeline import downscale
 from esmscale.prepare.inputs import select_variable
 from esmscale.prepare.regrid import find_latlon, regrid
 from esmscale.pretrained import load_model
@@ -31,9 +30,18 @@ class EsmAccessor:
     def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj
 
-    def downscale(self, model: ConsistencyModel | str, **kwargs: Any) -> xr.DataArray | xr.Dataset:
-        """Downscale into an ensemble; see :func:`esmscale.pipeline.downscale`."""
-        return downscale(self._obj, model, **kwargs)
+    def downscale(
+        self, model: ConsistencyModel | str | None = None, *, method: str = "cm", **kwargs: Any
+    ) -> xr.DataArray | xr.Dataset:
+        """Downscale into an ensemble with ``method`` (default the consistency model).
+
+        See :func:`esmscale.pipeline.downscale` for the options and :mod:`esmscale.methods`
+        for the methods (``"cm"``, ``"cm-multistep"``, ``"diffusion-bridge"``, ``"bilinear"``,
+        ``"conservative"``, ``"qdm-bilinear"``).
+        """
+        from esmscale import methods
+
+        return methods.get(method)(self._obj, model, **kwargs)
 
     def calibrate(
         self,

@@ -85,6 +85,7 @@ def _block(
     steps: int,
     threads: int,
     transform: DataTransform,
+    sampler: str = "consistency",
 ) -> np.ndarray:
     """One output chunk: ``(1, time, y, x)`` in model units (a Dask task)."""
     model = cached_model(ref)
@@ -102,6 +103,7 @@ def _block(
             seed=seed,
             time_index=time_index,
             steps=steps,
+            sampler=sampler,
         )
     if transform.kind == "log":
         z = np.clip(z, -1.0, None)
@@ -167,6 +169,7 @@ def downscale(
     regrid_method: str = "bilinear",
     chunks: dict[str, int] | None = None,
     threads: int = 1,
+    sampler: str = "consistency",
 ) -> xr.DataArray | xr.Dataset:
     """Downscale coarse ESM fields into a high-resolution ensemble (lazy with Dask input).
 
@@ -202,6 +205,10 @@ def downscale(
         Output chunk sizes along the target's lat/lon dims, e.g. ``{"lat": 128, "lon": 128}``.
     threads
         torch threads per task; CPU results are bitwise reproducible for a fixed value.
+    sampler
+        ``"consistency"`` (``steps`` network calls) or ``"bridge"``: the diffusion-bridge
+        baseline, ``steps`` Euler-Maruyama steps of a model trained with
+        ``objective="diffusion"``.
 
     Returns
     -------
@@ -219,6 +226,14 @@ def downscale(
     if members < 1 or steps < 1:
         raise EsmscaleError(f"members={members} and steps={steps} must both be >= 1.")
     ts = resolve_t_star(cm, t_star)
+    expected = "diffusion" if sampler == "bridge" else "consistency"
+    if sampler not in ("consistency", "bridge"):
+        raise EsmscaleError(f"sampler={sampler!r} is not known; use 'consistency' or 'bridge'.")
+    if cm.config.objective != expected:
+        raise EsmscaleError(
+            f"sampler={sampler!r} needs a model trained with objective={expected!r}, but "
+            f"{cm.config.name!r} was trained with objective={cm.config.objective!r}."
+        )
     lat = find_latlon(da)[0]
     tgt = refine_grid(da, cm.config.factor) if target is None else target
     tlat, tlon = find_latlon(tgt)
@@ -298,7 +313,7 @@ def downscale(
                 for nx in xch:
                     region = (slice(y0, y0 + ny), slice(x0, x0 + nx))
                     task = dask.delayed(_block, pure=True)(
-                        blk, ref, grid, region, ts, m, seed, tidx, steps, threads, tr
+                        blk, ref, grid, region, ts, m, seed, tidx, steps, threads, tr, sampler
                     )
                     xrow.append(
                         dsa.from_delayed(task, shape=(1, len(tidx), ny, nx), dtype=np.float32)
@@ -315,6 +330,7 @@ def downscale(
         "seed": seed,
         "members": members,
         "steps": steps,
+        "sampler": sampler,
         "tile": core,
         "halo": hal,
         "bias_correction": "none" if bias_correction is None else "qdm",

@@ -23,7 +23,12 @@ import torch
 
 from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
-from esmscale.models.sampler import DEFAULT_BATCH, consistency_sample, field_noise
+from esmscale.models.sampler import (
+    DEFAULT_BATCH,
+    bridge_sample,
+    consistency_sample,
+    field_noise,
+)
 
 __all__ = ["TileGrid", "denoise_region", "fixed_threads"]
 
@@ -148,6 +153,7 @@ def denoise_region(
     steps: int = 1,
     batch_size: int = DEFAULT_BATCH,
     network: bool = True,
+    sampler: str = "consistency",
 ) -> np.ndarray:
     """Denoise the output ``region`` of one member from the whole-domain fields ``fine``.
 
@@ -161,6 +167,11 @@ def denoise_region(
         ``(y slice, x slice)`` of the output to produce.
     time_index
         Global time index of each field (noise identity).
+    steps
+        Network calls per field (``sampler="consistency"``) or Euler-Maruyama steps
+        (``sampler="bridge"``, a diffusion denoiser; the paper's baseline uses 500).
+    network
+        False gives the noise-only control (the noisy input, no network call).
 
     Returns
     -------
@@ -191,10 +202,12 @@ def denoise_region(
     noise = np.stack(
         [
             np.stack([grid.noise(seed, member, int(time_index[t]), s, *idx[w]) for w, t in pairs])
-            for s in range(steps)
+            for s in range(steps + (sampler == "bridge"))
         ]
     )
-    if network:
+    if network and sampler == "bridge":
+        y_out = bridge_sample(model, x_in, t_star, noise, batch_size=batch_size)
+    elif network:
         y_out = consistency_sample(model, x_in, t_star, noise, batch_size=batch_size)
     else:
         y_out = x_in + t_star * noise[0]

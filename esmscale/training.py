@@ -1,5 +1,8 @@
 """Consistency training on high-resolution observations (improved consistency training, iCT).
 
+``objective="diffusion"`` instead trains the same network as an EDM denoiser (denoising score
+matching, lognormal noise levels), the model behind the diffusion-bridge baseline.
+
 Recipe (Song & Dhariwal 2023, no teacher and no downloaded weights): pseudo-Huber loss between
 ``f(x + t_{i+1} z, t_{i+1})`` and the stop-gradient ``f(x + t_i z, t_i)`` with the same ``z``,
 weighted by ``1 / (t_{i+1} - t_i)``; noise levels drawn from a discretised lognormal; the number
@@ -74,6 +77,7 @@ class TrainConfig:
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     sigma_data: float = 0.5
+    objective: Literal["consistency", "diffusion"] = "consistency"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
@@ -124,6 +128,47 @@ def _pseudo_huber(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     c = 0.00054 * torch.sqrt(d)
     sq = ((diff * mask) ** 2).sum(dim=(1, 2, 3))
     return torch.sqrt(sq + c**2) - c
+
+
+def _consistency_loss(
+    model: ConsistencyModel,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    rng: np.random.Generator,
+    step: int,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """Improved consistency training (iCT) loss: adjacent noise levels, shared noise."""
+    sig = sigma_schedule(_n_levels(step, cfg), cfg.sigma_min, cfg.sigma_max)
+    idx = rng.choice(len(sig) - 1, size=x.shape[0], p=_level_probs(sig, cfg))
+    z = torch.from_numpy(rng.standard_normal(tuple(x.shape), dtype=np.float32))
+    t0 = sig[idx].float()
+    t1 = sig[idx + 1].float()
+    with torch.no_grad():
+        target = model(x + t0.view(-1, 1, 1, 1) * z, t0)
+    pred = model(x + t1.view(-1, 1, 1, 1) * z, t1)
+    weight = 1.0 / (t1 - t0)
+    return (weight * _pseudo_huber(pred - target, mask)).mean()
+
+
+def _denoising_loss(
+    model: ConsistencyModel,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    rng: np.random.Generator,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """EDM denoising score matching: lognormal sigma, weight (s^2 + sd^2) / (s sd)^2."""
+    z = torch.from_numpy(rng.standard_normal(tuple(x.shape), dtype=np.float32))
+    sigma = torch.from_numpy(
+        np.exp(rng.normal(-1.2, 1.2, size=x.shape[0])).astype(np.float32)
+    ).clamp(cfg.sigma_min, cfg.sigma_max)
+    view = sigma.view(-1, 1, 1, 1)
+    sd = cfg.sigma_data
+    weight = (view**2 + sd**2) / (view * sd) ** 2
+    err = (model(x + view * z, sigma) - x) ** 2 * mask
+    per = (weight * err).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
+    return per.mean()
 
 
 def _load_obs(
@@ -249,6 +294,7 @@ def train(
         patch_size=p,
         name=cfg.name,
         variable=name,
+        objective=cfg.objective,
     )
     data = transform.forward(values)
     mask = np.isfinite(data)
@@ -298,18 +344,12 @@ def train(
         xs = rng.integers(0, w - p + 1, cfg.batch_size)
         x = np.stack([data[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
         m = np.stack([mask[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
-        sig = sigma_schedule(_n_levels(step, cfg), cfg.sigma_min, cfg.sigma_max)
-        idx = rng.choice(len(sig) - 1, size=cfg.batch_size, p=_level_probs(sig, cfg))
-        z = torch.from_numpy(rng.standard_normal((cfg.batch_size, 1, p, p), dtype=np.float32))
         xt = torch.from_numpy(x[:, None])
         mt = torch.from_numpy(m[:, None].astype(np.float32))
-        t0 = sig[idx].float()
-        t1 = sig[idx + 1].float()
-        with torch.no_grad():
-            target = model(xt + t0.view(-1, 1, 1, 1) * z, t0)
-        pred = model(xt + t1.view(-1, 1, 1, 1) * z, t1)
-        weight = 1.0 / (t1 - t0)
-        loss = (weight * _pseudo_huber(pred - target, mt)).mean()
+        if cfg.objective == "diffusion":
+            loss = _denoising_loss(model, xt, mt, rng, cfg)
+        else:
+            loss = _consistency_loss(model, xt, mt, rng, step, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -11,7 +11,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from diffusers import UNet2DModel
@@ -52,6 +52,9 @@ class ConsistencyConfig:
         Human-readable model name.
     variable
         Name of the trained variable (e.g. ``"pr"``).
+    objective
+        ``"consistency"`` (one-step sampling) or ``"diffusion"``: the same network as an EDM
+        denoiser ``D(x, t)`` (no boundary offset), used by the many-step diffusion-bridge baseline.
 
     Examples
     --------
@@ -73,8 +76,13 @@ class ConsistencyConfig:
     t_star: float | None = None
     name: str = "esmscale-cm"
     variable: str = "pr"
+    objective: Literal["consistency", "diffusion"] = "consistency"
 
     def __post_init__(self) -> None:
+        if self.objective not in ("consistency", "diffusion"):
+            raise EsmscaleError(
+                f"ConsistencyConfig.objective={self.objective!r}; use 'consistency' or 'diffusion'."
+            )
         chans = tuple(int(c) for c in self.block_out_channels)
         object.__setattr__(self, "block_out_channels", chans)
         if any(c % self.norm_num_groups for c in chans):
@@ -158,15 +166,20 @@ class ConsistencyModel(nn.Module):
         self.source: str | None = None
 
     # consistency parameterisation -------------------------------------------------------------
+    @property
+    def _t0(self) -> float:
+        """Offset of the boundary condition: sigma_min (consistency) or 0 (diffusion denoiser)."""
+        return self.config.sigma_min if self.config.objective == "consistency" else 0.0
+
     def c_skip(self, t: torch.Tensor) -> torch.Tensor:
-        """Skip weight; 1 at ``t = sigma_min``."""
-        sd, tmin = self.config.sigma_data, self.config.sigma_min
-        return sd**2 / ((t - tmin) ** 2 + sd**2)
+        """Skip weight; 1 at ``t = sigma_min`` (consistency models)."""
+        sd = self.config.sigma_data
+        return sd**2 / ((t - self._t0) ** 2 + sd**2)
 
     def c_out(self, t: torch.Tensor) -> torch.Tensor:
-        """Output weight; 0 at ``t = sigma_min``."""
-        sd, tmin = self.config.sigma_data, self.config.sigma_min
-        return sd * (t - tmin) / torch.sqrt(t**2 + sd**2)
+        """Output weight; 0 at ``t = sigma_min`` (consistency models)."""
+        sd = self.config.sigma_data
+        return sd * (t - self._t0) / torch.sqrt(t**2 + sd**2)
 
     def c_in(self, t: torch.Tensor) -> torch.Tensor:
         """Input scaling to unit variance."""

@@ -1,0 +1,163 @@
+"""Downscaling methods behind one interface: a name -> function registry.
+
+Every method is called as ``fn(obj, model, **kwargs)`` and returns the same kind of object as
+``obj`` (dims ``member, time, lat, lon`` on the target grid, CF attributes and provenance):
+
+- ``"cm"``: the consistency model, one network call per member (:func:`esmscale.downscale`).
+- ``"cm-multistep"``: multi-step consistency sampling (``steps=4`` by default).
+- ``"diffusion-bridge"``: the paper's baseline, a diffusion model (``objective="diffusion"``)
+  integrated from t* with 500 Euler-Maruyama steps.
+- ``"bilinear"``, ``"conservative"``: interpolation only (deterministic, one member).
+- ``"qdm-bilinear"``: quantile delta mapping (xsdba) on the bilinearly interpolated field.
+
+>>> from esmscale import methods
+>>> methods.available()
+['bilinear', 'cm', 'cm-multistep', 'conservative', 'diffusion-bridge', 'qdm-bilinear']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import xarray as xr
+
+from esmscale._version import __version__
+from esmscale.errors import EsmscaleError
+from esmscale.pipeline import check_time, downscale
+from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
+from esmscale.pretrained import load_model
+
+__all__ = ["Method", "available", "get", "register"]
+
+Method = Callable[..., xr.DataArray | xr.Dataset]
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(name: str) -> Callable[[Method], Method]:
+    """Decorator adding a method to the registry under ``name``."""
+
+    def deco(fn: Method) -> Method:
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def available() -> list[str]:
+    """Names of the registered methods."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Method:
+    """The method called ``name``; the error lists the valid names."""
+    if name not in _REGISTRY:
+        raise EsmscaleError(f"no downscaling method named {name!r}; valid names: {available()}.")
+    return _REGISTRY[name]
+
+
+@register("cm")
+def _cm(obj: xr.Dataset | xr.DataArray, model: Any, **kwargs: Any) -> xr.DataArray | xr.Dataset:
+    return downscale(obj, model, **kwargs)
+
+
+@register("cm-multistep")
+def _cm_multistep(
+    obj: xr.Dataset | xr.DataArray, model: Any, *, steps: int = 4, **kwargs: Any
+) -> xr.DataArray | xr.Dataset:
+    return downscale(obj, model, steps=steps, **kwargs)
+
+
+@register("diffusion-bridge")
+def _bridge(
+    obj: xr.Dataset | xr.DataArray, model: Any, *, steps: int = 500, **kwargs: Any
+) -> xr.DataArray | xr.Dataset:
+    return downscale(obj, model, steps=steps, sampler="bridge", **kwargs)
+
+
+def _interpolate(
+    obj: xr.Dataset | xr.DataArray,
+    model: Any,
+    *,
+    method: str,
+    target: xr.Dataset | xr.DataArray | None = None,
+    variable: str | None = None,
+    factor: int | None = None,
+    qdm: bool = False,
+    bias_correction: Any = None,
+    reference: xr.Dataset | xr.DataArray | None = None,
+    historical: xr.Dataset | xr.DataArray | None = None,
+    **ignored: Any,
+) -> xr.DataArray | xr.Dataset:
+    unknown = set(ignored) - {
+        "members",
+        "seed",
+        "t_star",
+        "steps",
+        "tile",
+        "halo",
+        "chunks",
+        "threads",
+        "conserve",
+    }
+    if unknown:
+        raise EsmscaleError(f"interpolation baselines do not take {sorted(unknown)}.")
+    da = select_variable(obj, variable)
+    tdim = check_time(da)
+    if factor is None:
+        factor = load_model(model).config.factor if model is not None else 4
+    tgt = refine_grid(da, factor) if target is None else target
+    fine = regrid(da, tgt, method="bilinear" if method == "qdm-bilinear" else method)
+    if qdm:
+        from esmscale.prepare.bias import QDMCorrector
+
+        corrector = bias_correction
+        if not isinstance(corrector, QDMCorrector):
+            if reference is None or historical is None:
+                raise EsmscaleError(
+                    "method='qdm-bilinear' needs reference= and historical= (or a trained "
+                    "QDMCorrector as bias_correction=)."
+                )
+            ref_da = select_variable(reference, None)
+            corrector = QDMCorrector.train(
+                ref_da, regrid(select_variable(historical, None), ref_da)
+            )
+        units = da.attrs.get("units")
+        fine = corrector.adjust(fine)
+        from esmscale.units import linear_factors
+
+        s, o = linear_factors(fine.attrs.get("units"), units, str(da.name))
+        fine = (fine * s + o).assign_attrs(units=units)
+    lat, lon = find_latlon(fine)
+    out = fine.transpose(tdim, lat, lon).expand_dims(member=[0]).astype("float32")
+    out.attrs = {
+        **{k: v for k, v in da.attrs.items() if k != "history"},
+        "esmscale_method": method,
+        "esmscale_version": __version__,
+        "history": f"esmscale {__version__}: {method} interpolation"
+        + (" after quantile delta mapping" if qdm else ""),
+    }
+    out.name = da.name
+    return out.to_dataset() if isinstance(obj, xr.Dataset) else out
+
+
+@register("bilinear")
+def _bilinear(
+    obj: xr.Dataset | xr.DataArray, model: Any = None, **kwargs: Any
+) -> xr.DataArray | xr.Dataset:
+    return _interpolate(obj, model, method="bilinear", **kwargs)
+
+
+@register("conservative")
+def _conservative(
+    obj: xr.Dataset | xr.DataArray, model: Any = None, **kwargs: Any
+) -> xr.DataArray | xr.Dataset:
+    return _interpolate(obj, model, method="conservative", **kwargs)
+
+
+@register("qdm-bilinear")
+def _qdm_bilinear(
+    obj: xr.Dataset | xr.DataArray, model: Any = None, **kwargs: Any
+) -> xr.DataArray | xr.Dataset:
+    return _interpolate(obj, model, method="qdm-bilinear", qdm=True, **kwargs)
