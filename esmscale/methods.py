@@ -123,7 +123,7 @@ def _interpolate(
             corrector = QDMCorrector.train(
                 ref_da, regrid(select_variable(historical, None), ref_da)
             )
-        units = da.attrs.get("units")
+        units = str(da.attrs.get("units"))
         fine = corrector.adjust(fine)
         from esmscale.units import linear_factors
 
