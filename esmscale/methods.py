@@ -5,6 +5,8 @@ Every method is called as ``fn(obj, model, **kwargs)`` and returns the same kind
 
 - ``"cm"``: the consistency model, one network call per member (:func:`esmscale.downscale`).
 - ``"cm-multistep"``: multi-step consistency sampling (``steps=4`` by default).
+- ``"noise-only"``: the control: the same interpolated field plus the same noise at t*, mapped
+  back without the network (shows what the network adds).
 - ``"diffusion-bridge"``: the paper's baseline, a diffusion model (``objective="diffusion"``)
   integrated from t* with 500 Euler-Maruyama steps.
 - ``"bilinear"``, ``"conservative"``: interpolation only (deterministic, one member).
@@ -12,7 +14,7 @@ Every method is called as ``fn(obj, model, **kwargs)`` and returns the same kind
 
 >>> from esmscale import methods
 >>> methods.available()
-['bilinear', 'cm', 'cm-multistep', 'conservative', 'diffusion-bridge', 'qdm-bilinear']
+['bilinear', 'cm', 'cm-multistep', 'conservative', 'diffusion-bridge', 'noise-only', 'qdm-bilinear']
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ def _cm_multistep(
     obj: xr.Dataset | xr.DataArray, model: Any, *, steps: int = 4, **kwargs: Any
 ) -> xr.DataArray | xr.Dataset:
     return downscale(obj, model, steps=steps, **kwargs)
+
+
+@register("noise-only")
+def _noise_only(
+    obj: xr.Dataset | xr.DataArray, model: Any, **kwargs: Any
+) -> xr.DataArray | xr.Dataset:
+    return downscale(obj, model, sampler="noise-only", **kwargs)
 
 
 @register("diffusion-bridge")

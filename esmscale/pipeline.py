@@ -208,7 +208,8 @@ def downscale(
     sampler
         ``"consistency"`` (``steps`` network calls) or ``"bridge"``: the diffusion-bridge
         baseline, ``steps`` Euler-Maruyama steps of a model trained with
-        ``objective="diffusion"``.
+        ``objective="diffusion"``; ``"noise-only"`` is the control that adds the same noise at
+        t* and skips the network.
 
     Returns
     -------
@@ -227,9 +228,11 @@ def downscale(
         raise EsmscaleError(f"members={members} and steps={steps} must both be >= 1.")
     ts = resolve_t_star(cm, t_star)
     expected = "diffusion" if sampler == "bridge" else "consistency"
-    if sampler not in ("consistency", "bridge"):
-        raise EsmscaleError(f"sampler={sampler!r} is not known; use 'consistency' or 'bridge'.")
-    if cm.config.objective != expected:
+    if sampler not in ("consistency", "bridge", "noise-only"):
+        raise EsmscaleError(
+            f"sampler={sampler!r} is not known; use 'consistency', 'bridge' or 'noise-only'."
+        )
+    if sampler != "noise-only" and cm.config.objective != expected:
         raise EsmscaleError(
             f"sampler={sampler!r} needs a model trained with objective={expected!r}, but "
             f"{cm.config.name!r} was trained with objective={cm.config.objective!r}."

@@ -205,6 +205,8 @@ def denoise_region(
             for s in range(steps + (sampler == "bridge"))
         ]
     )
+    if sampler == "noise-only":
+        network = False
     if network and sampler == "bridge":
         y_out = bridge_sample(model, x_in, t_star, noise, batch_size=batch_size)
     elif network:

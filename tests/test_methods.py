@@ -112,3 +112,12 @@ def test_qdm_bilinear_reduces_intensity_bias():
     assert err_qdm < err_raw
     with pytest.raises(EsmscaleError, match="reference"):
         coarse.esm.downscale(method="qdm-bilinear")
+
+
+def test_noise_only_control_skips_the_network(esm, cm):
+    ctrl = esm.esm.downscale(cm, method="noise-only", members=2, **KW).pr
+    out = esm.esm.downscale(cm, method="cm", members=2, **KW).pr
+    assert ctrl.attrs["esmscale_sampler"] == "noise-only"
+    assert not np.array_equal(ctrl.values, out.values)
+    # same noise: members differ from each other in both
+    assert not np.array_equal(ctrl.values[0], ctrl.values[1])
