@@ -11,6 +11,7 @@ from esmscale._version import __version__
 from esmscale.calibration import Calibration, calibrate_noise_level
 from esmscale.downscale import downscale_array
 from esmscale.errors import CheckpointError, EsmscaleError, EsmscaleWarning
+from esmscale.evaluate import evaluate
 from esmscale.models import ConsistencyConfig, ConsistencyModel, DataTransform
 from esmscale.pipeline import downscale
 from esmscale.pretrained import available_models, load_model
@@ -30,6 +31,7 @@ __all__ = [
     "calibrate_noise_level",
     "downscale",
     "downscale_array",
+    "evaluate",
     "load_model",
     "train",
 ]

@@ -189,6 +189,42 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     )
 
 
+def _cmd_evaluate(a: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from esmscale.errors import EsmscaleError
+    from esmscale.evaluate import evaluate
+    from esmscale.prepare import open_dataset, select_variable
+
+    results = {}
+    for item in a.result:
+        name, sep, path = item.partition("=")
+        if not (sep and name and path):
+            raise EsmscaleError(f"--result {item!r}: expected NAME=PATH, e.g. cm=downscaled.zarr.")
+        results[name] = select_variable(open_dataset(path), a.variable)
+    crps_vs_t = None
+    if a.crps_vs_t:
+        doc = json.loads(Path(a.crps_vs_t).read_text(encoding="utf-8"))
+        doc = doc.get("calibration", doc)  # a calibrated model's config.json works too
+        pairs = zip(doc["t_grid"], doc["crps"], strict=True) if "t_grid" in doc else doc.items()
+        crps_vs_t = {float(t): float(c) for t, c in pairs}
+    metrics = evaluate(
+        select_variable(open_dataset(a.obs), a.variable),
+        results,
+        select_variable(open_dataset(a.coarse), a.variable) if a.coarse else None,
+        output_dir=a.output,
+        factor=a.factor,
+        k_star=a.k_star,
+        crps_vs_t=crps_vs_t,
+        progress=not a.quiet,
+        maps=not a.no_maps,
+    )
+    for name, m in metrics["methods"].items():
+        corr = "" if m["pooled_corr"] is None else f", pooled r {m['pooled_corr']:.3f}"
+        print(f"{name}: {m['score_name']} {m['score']:.4g}{corr}")
+    print(f"wrote {metrics['files']['report']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``esmscale`` argument parser."""
     p = argparse.ArgumentParser(
@@ -299,6 +335,32 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-corr", type=float, default=0.95)
     c.add_argument("--output", default=None, help="save the model with the chosen t* here")
     c.set_defaults(func=_cmd_calibrate)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="score downscaled results against observations; write report.md and figures",
+    )
+    e.add_argument("obs", help="observations on the results' grid (NetCDF, Zarr or glob)")
+    e.add_argument(
+        "--result",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a result to score (repeat for several), e.g. --result cm=downscaled.zarr",
+    )
+    e.add_argument("--coarse", default=None, help="the coarse input that was downscaled")
+    e.add_argument("--output", required=True, help="output folder (report.md, PNGs, JSON)")
+    e.add_argument("--variable", default=None, help="variable name if the files have several")
+    e.add_argument("--factor", type=int, default=None, help="downscaling factor (default: grids)")
+    e.add_argument("--k-star", type=float, default=None, help="PSD error for k >= K (cycles/cell)")
+    e.add_argument(
+        "--crps-vs-t",
+        default=None,
+        help="JSON {t: CRPS}, or a calibrated model's config.json (t_grid, crps)",
+    )
+    e.add_argument("--no-maps", action="store_true", help="maps without coastlines (no Cartopy)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_cmd_evaluate)
     return p
 
 

@@ -480,7 +480,8 @@ def quantile_errors(
     """Errors of the quantiles of all values (members, times and cells pooled).
 
     ``Q_result(q) - Q_obs(q)`` (units of the data), or ``Q_result(q) / Q_obs(q) - 1`` with
-    ``relative=True``. NaN cells are left out. Quantiles are exact (linear interpolation).
+    ``relative=True`` (NaN where ``Q_obs(q) = 0``). NaN cells are left out. Quantiles are
+    exact (linear interpolation).
 
     Examples
     --------
@@ -496,7 +497,7 @@ def quantile_errors(
         raise EsmscaleError(f"quantiles must lie in [0, 1], got {list(quantiles)}.")
     qr = r.quantile(q, skipna=True)
     qo = o.quantile(q, skipna=True)
-    err = qr / qo - 1.0 if relative else qr - qo
+    err = qr / qo.where(qo != 0) - 1.0 if relative else qr - qo
     return err.rename("relative_quantile_error" if relative else "quantile_error")
 
 
@@ -799,6 +800,8 @@ def fair_crps(result: xr.DataArray, obs: xr.DataArray) -> xr.DataArray:
     """
     r, o = align_to_obs(result, obs)
     _require_members(r, "fair CRPS")
+    if r.chunks is not None:
+        r = r.chunk({MEMBER: -1})
     crps = crps_for_ensemble(r, o, MEMBER, method="fair", preserve_dims="all")
     return crps.where(o.notnull()).mean().rename("crps")
 

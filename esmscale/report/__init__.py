@@ -1,0 +1,32 @@
+"""Figures and the Markdown report written by :func:`esmscale.evaluate`.
+
+:mod:`esmscale.report.figures` draws line and bar plots with plain Matplotlib,
+:mod:`esmscale.report.maps` draws maps (coastlines from Cartopy's offline GSHHS data, see
+:func:`~esmscale.report.maps.find_coastlines`) and :mod:`esmscale.report.markdown` writes
+``report.md``. All functions take computed (numpy-backed) data and write one file each.
+"""
+
+from esmscale.report.figures import (
+    plot_crps_vs_t,
+    plot_histograms,
+    plot_psd,
+    plot_rank_histograms,
+    plot_spread_skill,
+    plot_zonal_profiles,
+)
+from esmscale.report.maps import Coastlines, MapPanel, find_coastlines, plot_maps
+from esmscale.report.markdown import write_report
+
+__all__ = [
+    "Coastlines",
+    "MapPanel",
+    "find_coastlines",
+    "plot_crps_vs_t",
+    "plot_histograms",
+    "plot_maps",
+    "plot_psd",
+    "plot_rank_histograms",
+    "plot_spread_skill",
+    "plot_zonal_profiles",
+    "write_report",
+]

@@ -1,0 +1,173 @@
+"""esmscale.evaluate: report files, valid PNGs, metrics consistent with esmscale.metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import matplotlib.image
+import numpy as np
+import pytest
+import xarray as xr
+
+from esmscale import metrics as M
+from esmscale.datasets import synthetic_esm, synthetic_precip
+from esmscale.errors import EsmscaleError
+from esmscale.evaluate import evaluate
+from esmscale.report import maps as report_maps
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def world():
+    """16x16 obs (8 days), its 4x coarse ESM, a deterministic and an ensemble result."""
+    ds = synthetic_precip(16, 16, 8, seed=5)
+    obs = ds.pr
+    coarse = synthetic_esm(ds, factor=4).pr
+    up = coarse.values.repeat(4, axis=-2).repeat(4, axis=-1)
+    nearest = obs.copy(data=up.astype(np.float32))
+    rng = np.random.default_rng(0)
+    noise = rng.normal(scale=1.5, size=(3, *obs.shape))
+    ens = xr.concat([np.maximum(nearest + n, 0) for n in noise], dim="member").astype(np.float32)
+    return obs, coarse, {"nearest": nearest, "noisy ensemble": ens}
+
+
+def assert_png(path):
+    assert path.read_bytes()[:8] == PNG_MAGIC, path
+    img = matplotlib.image.imread(path)
+    assert img.ndim == 3
+    assert img.shape[0] > 100
+    assert img.shape[1] > 100
+
+
+def coastlines_or_skip():
+    try:
+        return report_maps.find_coastlines()
+    except EsmscaleError as err:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must install Cartopy and its offline data: {err}")
+        pytest.skip(f"Cartopy or its offline coastlines are missing: {err}")
+
+
+def test_report_files_metrics_and_json(world, tmp_path):
+    obs, coarse, results = world
+    out = evaluate(
+        obs,
+        results,
+        coarse,
+        output_dir=tmp_path,
+        crps_vs_t={0.1: 0.9, 0.2: 0.7, 0.4: 0.8},
+        progress=False,
+        maps=False,
+    )
+    expected = {
+        "report.md", "metrics.json", "maps_nearest.png", "maps_noisy_ensemble.png",
+        "bias_maps.png", "psd.png", "histograms.png", "zonal_profiles.png",
+        "rank_histograms.png", "spread_skill.png", "crps_vs_t.png",
+    }  # fmt: skip
+    assert expected <= {p.name for p in tmp_path.iterdir()}
+    for png in tmp_path.glob("*.png"):
+        assert_png(png)
+    # JSON-serialisable, identical to the file, NaN-free
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(out, allow_nan=False))
+    assert out["factor"] == 4
+    assert out["k_star"] == pytest.approx(1 / 8)
+    assert out["crps_vs_t"]["t_best"] == 0.2
+
+    ens, det = out["methods"]["noisy ensemble"], out["methods"]["nearest"]
+    assert (ens["members"], det["members"]) == (3, 1)
+    assert (ens["score_name"], det["score_name"]) == ("crps", "mae")
+    assert det["crps"] is None
+    assert det["spread_skill"] is None
+    r_ens = results["noisy ensemble"]
+    assert ens["crps"] == pytest.approx(float(M.fair_crps(r_ens, obs)), rel=1e-6)
+    assert ens["spread_skill"] == pytest.approx(float(M.spread_skill_ratio(r_ens, obs)))
+    assert sum(ens["rank_histogram"]) == pytest.approx(obs.size)
+    assert det["mae"] == pytest.approx(float(M.mean_absolute_error(results["nearest"], obs)))
+    # pooling the nearest-neighbour copy of the input gives the input back
+    assert det["pooled_corr"] == pytest.approx(1.0)
+    assert det["quantile_error"]["0.99"] == pytest.approx(
+        float(M.quantile_errors(results["nearest"], obs, [0.99])[0]), rel=1e-6
+    )
+    wet = float(M.wet_day_fraction(results["nearest"]) - M.wet_day_fraction(obs))
+    assert det["wet_day_error"] == pytest.approx(wet)
+
+    report = (tmp_path / "report.md").read_text()
+    for text in ("| method | members | CRPS", "| noisy ensemble | 3 |", "(MAE)", "![Power"):
+        assert text in report
+    for fig in ("maps_nearest.png", "psd.png", "rank_histograms.png", "crps_vs_t.png"):
+        assert f"]({fig})" in report
+
+
+def test_maps_with_offline_coastlines(world, tmp_path):
+    coastlines_or_skip()
+    obs, coarse, results = world
+    ens = {"noisy ensemble": results["noisy ensemble"]}
+    evaluate(obs, ens, coarse, output_dir=tmp_path, progress=False)
+    assert_png(tmp_path / "maps_noisy_ensemble.png")
+    assert_png(tmp_path / "bias_maps.png")
+
+
+def test_dask_input_and_a_calibration_object(world, tmp_path):
+    obs, _, results = world
+    lazy = {"noisy ensemble": results["noisy ensemble"].chunk({"time": 3, "member": 1})}
+    cal = SimpleNamespace(t_grid=np.array([0.3, 0.1]), crps=np.array([0.5, 0.6]))
+    out = evaluate(
+        obs.chunk({"time": 4}),
+        lazy,
+        output_dir=tmp_path / "new" / "dir",
+        k_star=0.2,
+        crps_vs_t=cal,
+        progress=False,
+        maps=False,
+    )
+    assert out["crps_vs_t"] == {"t": [0.1, 0.3], "crps": [0.6, 0.5], "t_best": 0.3}
+    assert out["k_star"] == 0.2
+    assert out["methods"]["noisy ensemble"]["pooled_corr"] is None
+    assert (tmp_path / "new" / "dir" / "report.md").is_file()
+
+
+def test_missing_cartopy_data_says_how_to_install(world, tmp_path, monkeypatch):
+    obs, _, results = world
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(report_maps, "DEBIAN_DATA_DIR", empty)
+    monkeypatch.setenv("CARTOPY_DATA_DIR", str(empty))
+    monkeypatch.setattr(report_maps, "_candidate_dirs", lambda d: [empty])
+    with pytest.raises(EsmscaleError, match=r"apt-get install python-cartopy-data.*maps=False"):
+        evaluate(obs, results, output_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # failed before any work
+    monkeypatch.setitem(sys.modules, "cartopy", None)  # Cartopy not installed
+    with pytest.raises(EsmscaleError, match=r"need Cartopy.*esmscale\[viz\]"):
+        report_maps.find_coastlines()
+
+
+def test_bad_inputs_are_errors(world, tmp_path):
+    obs, coarse, results = world
+    with pytest.raises(EsmscaleError, match="non-empty dict"):
+        evaluate(obs, {}, output_dir=tmp_path, maps=False, progress=False)
+    with pytest.raises(EsmscaleError, match=r"results\['coarse'\] and obs are on different"):
+        evaluate(obs, {"coarse": coarse}, output_dir=tmp_path, maps=False, progress=False)
+    with pytest.raises(EsmscaleError, match="crps_vs_t must be"):
+        evaluate(obs, results, output_dir=tmp_path, crps_vs_t=[0.1], maps=False, progress=False)
+    late = results["nearest"].assign_coords(time=results["nearest"].time + np.timedelta64(30, "D"))
+    with pytest.raises(EsmscaleError, match="no time in common"):
+        evaluate(obs, {"late": late}, output_dir=tmp_path, maps=False, progress=False)
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    from esmscale.report import figures, maps, markdown
+
+    evaluate_module = importlib.import_module("esmscale.evaluate")
+
+    for module in (evaluate_module, figures, maps, markdown):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
+        assert result.attempted > 0, module.__name__
