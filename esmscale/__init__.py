@@ -7,6 +7,7 @@ t*, :mod:`esmscale.training` trains models, :mod:`esmscale.datasets` generates s
 """
 
 from esmscale import accessor as _accessor  # noqa: F401  (registers ds.esm / da.esm)
+from esmscale import forecast
 from esmscale._version import __version__
 from esmscale.calibration import Calibration, calibrate_noise_level
 from esmscale.downscale import downscale_array
@@ -32,6 +33,7 @@ __all__ = [
     "downscale",
     "downscale_array",
     "evaluate",
+    "forecast",
     "load_model",
     "train",
 ]

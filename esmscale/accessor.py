@@ -81,6 +81,26 @@ class EsmAccessor:
             },
         )
 
+    def forecast(
+        self,
+        model: Any,
+        *,
+        lead: int | None = None,
+        init: Any = None,
+        variable: str | None = None,
+        **kwargs: Any,
+    ) -> xr.DataArray:
+        """Lazy forecast from each init time; see :func:`esmscale.forecast.forecast`."""
+        from esmscale.forecast import forecast
+
+        return forecast(self._obj, model, lead=lead, init=init, variable=variable, **kwargs)
+
+    def train_forecaster(self, config: Any = None, **kwargs: Any) -> Any:
+        """Train PastNet/SimVP/FNO on this data; see :func:`esmscale.forecast.train`."""
+        from esmscale.forecast import train
+
+        return train(self._obj, config, **kwargs)
+
 
 xr.register_dataset_accessor("esm")(EsmAccessor)
 xr.register_dataarray_accessor("esm")(EsmAccessor)

@@ -225,6 +225,45 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
     print(f"wrote {metrics['files']['report']}")
 
 
+def _cmd_forecast_train(a: argparse.Namespace) -> None:
+    from esmscale.forecast import ForecastConfig, train
+    from esmscale.prepare import open_dataset
+
+    cfg = ForecastConfig(
+        model=a.model,
+        t_in=a.t_in,
+        t_out=a.t_out,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        val_fraction=a.val_fraction,
+        patience=a.patience,
+        variable=a.variable,
+        checkpoint_every=a.checkpoint_every,
+    )
+    model = train(
+        open_dataset(a.data), cfg, output_dir=a.output, resume=a.resume, progress=not a.quiet
+    )
+    print(f"saved {a.output}/model: {model}")
+
+
+def _cmd_forecast(a: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from esmscale.forecast import ForecastConfig, fit, forecast, load_forecaster
+    from esmscale.prepare import open_dataset
+
+    ds = open_dataset(a.data)
+    if Path(a.model).exists():
+        model = load_forecaster(a.model)
+    else:  # a baseline name: persistence, climatology, optical_flow
+        model = fit(a.model, ds, ForecastConfig(variable=a.variable))
+    out = forecast(ds, model, lead=a.lead, variable=a.variable, chunk_size=a.chunk_size)
+    out.to_dataset(name=str(out.name or "forecast")).to_netcdf(a.output)
+    print(f"wrote {a.output}: {dict(out.sizes)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``esmscale`` argument parser."""
     p = argparse.ArgumentParser(
@@ -361,6 +400,35 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-maps", action="store_true", help="maps without coastlines (no Cartopy)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_evaluate)
+
+    ft = sub.add_parser("forecast-train", help="train a PastNet/SimVP/FNO forecaster")
+    ft.add_argument(
+        "data", help="NetCDF/Zarr with a (time, y, x) or (time, channel, y, x) variable"
+    )
+    ft.add_argument("--output", required=True, help="output folder (model/ and training_state/)")
+    ft.add_argument("--model", choices=["pastnet", "simvp", "fno"], default="pastnet")
+    ft.add_argument("--variable", default=None)
+    ft.add_argument("--t-in", type=int, default=10)
+    ft.add_argument("--t-out", type=int, default=10)
+    ft.add_argument("--steps", type=int, default=2000)
+    ft.add_argument("--batch-size", type=int, default=16)
+    ft.add_argument("--lr", type=float, default=1e-3)
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--val-fraction", type=float, default=0.2)
+    ft.add_argument("--patience", type=int, default=5)
+    ft.add_argument("--checkpoint-every", type=int, default=500)
+    ft.add_argument("--resume", action="store_true", help="continue from OUTPUT/training_state")
+    ft.add_argument("--quiet", action="store_true", help="no progress bar")
+    ft.set_defaults(func=_cmd_forecast_train)
+
+    fc = sub.add_parser("forecast", help="forecast from every init time to a NetCDF file")
+    fc.add_argument("data", help="NetCDF/Zarr history")
+    fc.add_argument("--model", required=True, help="checkpoint folder or baseline name")
+    fc.add_argument("--output", required=True, help="NetCDF file to write")
+    fc.add_argument("--variable", default=None)
+    fc.add_argument("--lead", type=int, default=None, help="steps ahead (default: model t_out)")
+    fc.add_argument("--chunk-size", type=int, default=32, help="init times per Dask task")
+    fc.set_defaults(func=_cmd_forecast)
     return p
 
 

@@ -1,0 +1,157 @@
+"""Forecasters: objects that turn history clips into forecasts in physical units.
+
+:class:`Forecaster` is the common interface (``predict``, ``t_in``, ``num_parameters``);
+:class:`NeuralForecaster` wraps a trained network (PastNet, SimVP, FNO) with the normalisation
+fitted on its training data and saves/loads both as one safetensors checkpoint. NaN cells of
+the last input frame stay NaN in every forecast. Pure numpy/torch (no xarray).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from esmscale._version import __version__
+from esmscale.errors import EsmscaleError
+from esmscale.forecast.data import Normalisation, pad_to_multiple
+from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.models.forecast_baselines import FNO2d, SimVP
+from esmscale.models.pastnet import PastNet
+
+__all__ = ["NETWORKS", "Forecaster", "NeuralForecaster"]
+
+NETWORKS: dict[str, Any] = {"pastnet": PastNet, "simvp": SimVP, "fno": FNO2d}
+
+
+class Forecaster:
+    """Interface of every forecast method.
+
+    ``predict(history, lead, target_times)`` takes ``(B, t_in, C, H, W)`` physical values (NaN
+    allowed) and returns ``(B, lead, C, H, W)``; ``target_times`` (``(B, lead)``) are the valid
+    times, used by methods such as climatology.
+    """
+
+    name: str = "forecaster"
+    t_in: int = 1
+
+    def predict(
+        self, history: np.ndarray, lead: int, target_times: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Forecast ``lead`` steps after the last frame of each history clip."""
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        """Number of fitted parameters (0 for parameter-free methods)."""
+        return 0
+
+    def _check(self, history: np.ndarray, lead: int) -> None:
+        if history.ndim != 5 or history.shape[1] != self.t_in:
+            raise EsmscaleError(
+                f"{self.name}: history must be (batch, {self.t_in}, channel, y, x), got "
+                f"{history.shape}."
+            )
+        if lead < 1:
+            raise EsmscaleError(f"{self.name}: lead={lead} must be >= 1.")
+
+
+class NeuralForecaster(Forecaster):
+    """A trained network with its normalisation, grid padding and training record.
+
+    Parameters
+    ----------
+    net
+        :class:`~esmscale.models.pastnet.PastNet`, ``SimVP`` or ``FNO2d``.
+    norm
+        Normalisation fitted on the training period.
+    info
+        Metadata kept with the model (variable, units, channel names, time step, history).
+    """
+
+    def __init__(self, net: Any, norm: Normalisation, info: dict[str, Any] | None = None) -> None:
+        self.net = net.eval()
+        self.norm = norm
+        self.info = dict(info or {})
+        self.name = str(self.info.get("name", net.config.kind))
+        self.t_in = int(net.config.t_in)
+        self.t_out = int(net.config.t_out)
+        self.sha256: str | None = None
+        self.source: str | None = None
+
+    @property
+    def channels(self) -> int:
+        """Channels per frame."""
+        return int(self.net.config.in_channels)
+
+    def num_parameters(self) -> int:
+        """Number of network parameters."""
+        return int(self.net.num_parameters())
+
+    def predict(
+        self,
+        history: np.ndarray,
+        lead: int,
+        target_times: np.ndarray | None = None,
+        batch_size: int = 16,
+    ) -> np.ndarray:
+        """Forecast ``lead`` steps (autoregressively beyond ``t_out``) in physical units."""
+        self._check(history, lead)
+        if history.shape[2] != self.channels:
+            raise EsmscaleError(
+                f"{self.name} was trained on {self.channels} channel(s) but the input has "
+                f"{history.shape[2]}; pass the same channels (in the same order)."
+            )
+        h, w = history.shape[-2:]
+        nan = ~np.isfinite(history[:, -1])
+        multiple = self.net.config.multiple
+        x = pad_to_multiple(self.norm.forward(history), multiple)
+        keep = pad_to_multiple((~nan).astype(np.float32), multiple)[:, None]
+        out = []
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], batch_size):
+                clip = torch.from_numpy(x[i : i + batch_size])
+                valid = torch.from_numpy(keep[i : i + batch_size])
+                frames: list[torch.Tensor] = []
+                while sum(f.shape[1] for f in frames) < lead:
+                    y = self.net(clip) * valid
+                    frames.append(y)
+                    clip = torch.cat([clip, y], dim=1)[:, -self.t_in :]
+                out.append(torch.cat(frames, dim=1)[:, :lead, ..., :h, :w].numpy())
+        y = self.norm.inverse(np.concatenate(out))
+        y[np.broadcast_to(nan[:, None], y.shape)] = np.nan
+        return y
+
+    # persistence ------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the network, its config, the normalisation and ``info`` (safetensors + JSON)."""
+        cfg = {
+            "model": self.net.config.to_dict(),
+            "model_kind": self.net.config.kind,
+            "normalisation": self.norm.to_dict(),
+            "forecast": self.info,
+            "esmscale_version": __version__,
+        }
+        return write_checkpoint(directory, dict(self.net.state_dict()), cfg)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str]) -> NeuralForecaster:
+        """Load a checkpoint written by :meth:`save_pretrained` (pickles are refused)."""
+        tensors, cfg, sha = read_checkpoint(path)
+        kind = cfg.get("model_kind")
+        if kind not in NETWORKS or "normalisation" not in cfg:
+            raise EsmscaleError(
+                f"{path}: not an esmscale forecast checkpoint (model_kind={kind!r}; known "
+                f"{sorted(NETWORKS)}); write one with esmscale.forecast.train(..., output_dir=)."
+            )
+        net_cls = NETWORKS[kind]
+        net = net_cls.load_weights(net_cls.config_class.from_dict(cfg["model"]), tensors, path)
+        model = cls(net, Normalisation.from_dict(cfg["normalisation"]), cfg.get("forecast"))
+        model.sha256 = sha
+        model.source = str(Path(path).resolve())
+        return model
+
+    def __repr__(self) -> str:
+        return f"NeuralForecaster({self.net!r}, variable={self.info.get('variable')!r})"

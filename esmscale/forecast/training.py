@@ -1,0 +1,441 @@
+"""Train a forecast network (PastNet, SimVP or FNO) on an xarray DataArray.
+
+Windows of ``t_in + t_out`` steps never cross a gap in the time axis; the last
+``val_fraction`` of the time axis is held out for validation and early stopping; values are
+standardised per channel, NaN cells are filled with 0 for the network and excluded from the
+loss. Step ``k`` draws its batch from ``SeedSequence(seed, spawn_key=(k,))``, so a run stopped
+and resumed from its training state gives the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from esmscale.errors import EsmscaleError, EsmscaleWarning
+from esmscale.forecast.data import (
+    Normalisation,
+    pad_to_multiple,
+    segments,
+    time_step,
+    to_array,
+    window_starts,
+)
+from esmscale.forecast.forecaster import NETWORKS, NeuralForecaster
+from esmscale.forecast.intrinsic import intrinsic_dimension
+from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.models.forecast_baselines import FNOConfig, SimVPConfig
+from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig, frozen_from_dict
+from esmscale.prepare.inputs import select_variable
+
+__all__ = ["ForecastConfig", "choose_code_dim", "train"]
+
+STATE_DIR = "training_state"
+MODEL_DIR = "model"
+ModelConfig = PastNetConfig | SimVPConfig | FNOConfig
+_CONFIGS: dict[str, Any] = {"pastnet": PastNetConfig, "simvp": SimVPConfig, "fno": FNOConfig}
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Training settings (frozen; round-trips through :meth:`to_dict` / :meth:`from_dict`).
+
+    ``model`` is a network config (or its name for the defaults); its ``t_in``, ``t_out`` and
+    ``in_channels`` are set from this config and the data.
+
+    Examples
+    --------
+    >>> cfg = ForecastConfig(model="fno", t_in=4, t_out=2, steps=10)
+    >>> ForecastConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    model: ModelConfig | str = "pastnet"
+    t_in: int = 10
+    t_out: int = 10
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    val_fraction: float = 0.2
+    eval_every: int = 100
+    patience: int = 5
+    max_val_windows: int = 256
+    seed: int = 0
+    pad: bool = True
+    checkpoint_every: int = 500
+    id_warmup_steps: int = 100
+    id_points: int = 3000
+    code_dim_range: tuple[int, int] = (4, 64)
+    variable: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, str):
+            if self.model not in _CONFIGS:
+                raise EsmscaleError(
+                    f"ForecastConfig.model={self.model!r} is unknown; trainable models: "
+                    f"{sorted(_CONFIGS)} (baselines without training: see "
+                    "esmscale.forecast.available_methods())."
+                )
+            object.__setattr__(self, "model", _CONFIGS[self.model]())
+        object.__setattr__(self, "code_dim_range", tuple(self.code_dim_range))
+        for k in ("t_in", "t_out", "steps", "batch_size", "eval_every", "checkpoint_every"):
+            if int(getattr(self, k)) < 1:
+                raise EsmscaleError(f"ForecastConfig.{k}={getattr(self, k)} must be >= 1.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise EsmscaleError(f"ForecastConfig.val_fraction={self.val_fraction} not in [0, 1).")
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The network config (never a string after construction)."""
+        assert not isinstance(self.model, str)
+        return self.model
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["model"] = {"kind": self.model_config.kind, **self.model_config.to_dict()}
+        d["code_dim_range"] = list(self.code_dim_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ForecastConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        d = dict(d)
+        if isinstance(d.get("model"), dict):
+            m = dict(d["model"])
+            kind = m.pop("kind", "pastnet")
+            if kind not in _CONFIGS:
+                raise EsmscaleError(f"unknown model kind {kind!r}; known {sorted(_CONFIGS)}.")
+            d["model"] = _CONFIGS[kind].from_dict(m)
+        return frozen_from_dict(cls, d, tuples=("code_dim_range",))
+
+    def replace(self, **changes: Any) -> ForecastConfig:
+        """Copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+def _lr(step: int, cfg: ForecastConfig) -> float:
+    """Linear warm-up over 5 % of the steps, then cosine decay to 1 % (one-cycle-like)."""
+    warm = max(cfg.steps // 20, 1)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    frac = (step - warm) / max(cfg.steps - warm, 1)
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+
+
+def _masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return ((pred - target) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def choose_code_dim(
+    data: np.ndarray, mask: np.ndarray, frames: np.ndarray, cfg: ForecastConfig
+) -> tuple[int, float, dict[str, torch.Tensor]]:
+    """Pick PastNet's code dimension from the intrinsic dimension of encoder latents.
+
+    The encoder and decoder of the discrete branch are first trained briefly as a frame
+    autoencoder (``id_warmup_steps``); the Levina-Bickel estimate on the per-cell latent vectors
+    of the training frames, rounded up and clipped to ``code_dim_range``, is the code dimension.
+
+    Returns
+    -------
+    code_dim, estimate, weights
+        The dimension, the raw estimate, and the warmed-up encoder/decoder weights.
+    """
+    mc = cfg.model_config
+    assert isinstance(mc, PastNetConfig)
+    torch.manual_seed(cfg.seed)
+    enc = Encoder(mc.in_channels, mc.hidden, mc.res_layers)
+    dec = Decoder(mc.hidden, mc.in_channels, mc.res_layers)
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=cfg.lr)
+    for step in range(cfg.id_warmup_steps):
+        pick = frames[_rng(cfg.seed, step, 1).integers(0, frames.size, cfg.batch_size)]
+        x, m = torch.from_numpy(data[pick]), torch.from_numpy(mask[pick])
+        loss = _masked_mse(dec(enc(x)), x, m)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sample = frames[np.linspace(0, frames.size - 1, min(frames.size, 64)).round().astype(int)]
+    with torch.no_grad():
+        z = torch.cat(
+            [enc(torch.from_numpy(data[sample[i : i + 16]])) for i in range(0, sample.size, 16)]
+        )
+    points = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).numpy()
+    est = intrinsic_dimension(points, max_points=cfg.id_points)
+    lo, hi = cfg.code_dim_range
+    weights = {f"encoder.{k}": v for k, v in enc.state_dict().items()}
+    weights.update({f"decoder.{k}": v for k, v in dec.state_dict().items()})
+    return int(min(max(math.ceil(est), lo), hi)), est, weights
+
+
+def _prepare(da: xr.DataArray | xr.Dataset, cfg: ForecastConfig) -> dict[str, Any]:
+    da = select_variable(da, cfg.variable)
+    arr, times = to_array(da)
+    values = np.asarray(arr.values, dtype=np.float32)
+    n, c, h, w = values.shape
+    length = cfg.t_in + cfg.t_out
+    segs = segments(times)
+    split = round(n * (1.0 - cfg.val_fraction))
+    train_starts = window_starts(segs, length, 0, split)
+    val_starts = window_starts(segs, length, split, n)
+    if train_starts.size == 0:
+        longest = max(b - a for a, b in segs)
+        raise EsmscaleError(
+            f"too few time steps to train: {da.name!r} has {n} steps in {len(segs)} contiguous "
+            f"run(s) (longest {longest}); a window needs t_in + t_out = {length} consecutive "
+            f"steps in the first {1 - cfg.val_fraction:.0%} of the time axis. Use more data, "
+            "shorter t_in/t_out or a smaller val_fraction."
+        )
+    multiple = cfg.model_config.replace(t_in=cfg.t_in, t_out=cfg.t_out).multiple
+    if not cfg.pad and (h % multiple or w % multiple):
+        raise EsmscaleError(
+            f"grid {h}x{w} of {da.name!r} is not divisible by {multiple} (the patch size / "
+            f"encoder stride of {cfg.model_config.kind}); use pad=True, crop the grid or change "
+            "patch_size."
+        )
+    norm = Normalisation.fit(values[:split])
+    data = pad_to_multiple(norm.forward(values), multiple)
+    mask = pad_to_multiple(np.isfinite(values).astype(np.float32), multiple)
+    last = max(int(train_starts.max()) + length, 1)
+    info = {
+        "variable": str(da.name),
+        "units": str(da.attrs.get("units", "")),
+        "channels": [str(v) for v in arr[arr.dims[1]].values] if arr.dims[1] in arr.coords else [],
+        "time_step": str(time_step(times)),
+        "grid": [h, w],
+        "train_windows": int(train_starts.size),
+        "val_windows": int(val_starts.size),
+    }
+    return {
+        "data": data,
+        "mask": mask,
+        "norm": norm,
+        "train": train_starts,
+        "val": val_starts,
+        "frames": np.arange(last),
+        "channels": c,
+        "info": info,
+    }
+
+
+def _batch(p: dict[str, Any], starts: np.ndarray, cfg: ForecastConfig) -> tuple[torch.Tensor, ...]:
+    idx = starts[:, None] + np.arange(cfg.t_in + cfg.t_out)[None, :]
+    x = torch.from_numpy(p["data"][idx])
+    m = torch.from_numpy(p["mask"][idx[:, cfg.t_in :]])
+    return x[:, : cfg.t_in], x[:, cfg.t_in :], m
+
+
+def _evaluate(net: Any, p: dict[str, Any], cfg: ForecastConfig) -> float:
+    val = p["val"]
+    if val.size > cfg.max_val_windows:
+        val = val[np.linspace(0, val.size - 1, cfg.max_val_windows).round().astype(int)]
+    net.eval()
+    num = den = 0.0
+    with torch.no_grad():
+        for i in range(0, val.size, cfg.batch_size):
+            x, y, m = _batch(p, val[i : i + cfg.batch_size], cfg)
+            num += float((((net(x) - y) ** 2) * m).sum())
+            den += float(m.sum())
+    net.train()
+    return num / max(den, 1.0)
+
+
+def _save_state(
+    path: Path, net: Any, best: dict[str, torch.Tensor], opt: Any, meta: dict[str, Any]
+) -> None:
+    tensors = {f"online.{k}": v for k, v in net.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in best.items()})
+    sd = opt.state_dict()
+    for i, st in sd["state"].items():
+        tensors.update({f"opt.{i}.{k}": torch.as_tensor(v).clone() for k, v in st.items()})
+    write_checkpoint(path, tensors, {**meta, "param_groups": sd["param_groups"]})
+
+
+def _load_state(path: Path, net: Any, opt: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, meta, _ = read_checkpoint(path)
+    net.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("online.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, k = key.split(".", 2)
+            state.setdefault(int(i), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}, meta
+
+
+def train(
+    da: xr.DataArray | xr.Dataset,
+    config: ForecastConfig | None = None,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> NeuralForecaster:
+    """Train a forecast network on ``da`` with dims (time, y, x) or (time, channel, y, x).
+
+    Parameters
+    ----------
+    da
+        Training data (a Dataset with one gridded variable, or ``config.variable``).
+    config
+        :class:`ForecastConfig`; defaults (PastNet, 10 -> 10) if None.
+    output_dir
+        Training state every ``checkpoint_every`` steps in ``output_dir/training_state``; the
+        final model in ``output_dir/model``.
+    resume
+        Continue from ``output_dir/training_state``; the result equals an uninterrupted run.
+    progress
+        Show a tqdm progress bar with the loss and codebook usage.
+    stop_after
+        Stop with a saved training state after this many steps (continue with ``resume``).
+
+    Returns
+    -------
+    NeuralForecaster
+        The best model on the validation windows (the last one without validation data);
+        ``.info["history"]`` holds the evaluations (loss, perplexity, dead codes).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray(np.random.default_rng(0).random((30, 8, 8), "float32"),
+    ...                   dims=("time", "y", "x"))
+    >>> cfg = ForecastConfig(model="fno", t_in=2, t_out=1, steps=3, eval_every=2)
+    >>> train(da, cfg, progress=False).t_in
+    2
+    """
+    cfg = config or ForecastConfig()
+    t0 = time.perf_counter()
+    p = _prepare(da, cfg)
+    mcfg: Any = cfg.model_config.replace(t_in=cfg.t_in, t_out=cfg.t_out, in_channels=p["channels"])
+    out = Path(output_dir) if output_dir is not None else None
+    state_path = out / STATE_DIR if out is not None else None
+    if resume and (state_path is None or not state_path.exists()):
+        raise EsmscaleError(
+            f"resume=True but there is no training state in {state_path}; run without resume "
+            "first or point output_dir to the earlier run."
+        )
+    meta: dict[str, Any] = {}
+    warm: dict[str, torch.Tensor] = {}
+    if resume:
+        assert state_path is not None
+        meta = read_checkpoint(state_path)[1]
+        if meta["train"] != cfg.to_dict():
+            raise EsmscaleError(
+                f"{state_path} was written with a different ForecastConfig; resume with the same "
+                "settings or use a new output_dir."
+            )
+        mcfg = type(mcfg).from_dict(meta["model"])
+    elif isinstance(mcfg, PastNetConfig) and mcfg.use_discrete and mcfg.code_dim == "auto":
+        cfg_in = cfg.replace(model=mcfg)
+        d, est, warm = choose_code_dim(p["data"], p["mask"], p["frames"], cfg_in)
+        mcfg = mcfg.replace(code_dim=d, intrinsic_dim=round(est, 3))
+    elif isinstance(mcfg, PastNetConfig) and mcfg.code_dim == "auto":
+        mcfg = mcfg.replace(code_dim=1)  # unused without the discrete branch
+    torch.manual_seed(cfg.seed)
+    net = NETWORKS[mcfg.kind](mcfg)
+    if warm:
+        net.discrete.load_state_dict(warm, strict=False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best = {k: v.clone() for k, v in net.state_dict().items()}
+    state: dict[str, Any] = {
+        "step": 0,
+        "best_loss": math.inf,
+        "bad": 0,
+        "history": [],
+        "stopped": False,
+    }
+    if resume:
+        assert state_path is not None
+        best, meta = _load_state(state_path, net, opt)
+        state = {k: meta[k] for k in state}
+    has_val = p["val"].size > 0
+    if not has_val:
+        warnings.warn(
+            f"no validation windows (val_fraction={cfg.val_fraction}); early stopping is off "
+            "and the last weights are returned.",
+            EsmscaleWarning,
+            stacklevel=2,
+        )
+    net.train()
+    end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
+    bar = tqdm(
+        range(int(state["step"]), end),
+        initial=int(state["step"]),
+        total=cfg.steps,
+        disable=not progress,
+        desc=f"training {mcfg.kind}",
+        unit="step",
+    )
+    stats: dict[str, torch.Tensor] = {}
+    for step in bar:
+        if state["stopped"]:
+            break
+        starts = p["train"][_rng(cfg.seed, step).integers(0, p["train"].size, cfg.batch_size)]
+        x, y, m = _batch(p, starts, cfg)
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg)
+        pred, stats = net.forward_train(x)
+        loss = _masked_mse(pred, y, m) + stats.get("aux_loss", torch.zeros(()))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        done = step + 1
+        post: dict[str, Any] = {"loss": f"{loss.item():.4f}"}
+        if "perplexity" in stats:
+            post.update(ppl=f"{float(stats['perplexity']):.1f}", dead=int(stats["dead_codes"]))
+        bar.set_postfix(post)
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            rec: dict[str, float] = {"step": done, "train_loss": float(loss.item())}
+            rec.update({k: float(v) for k, v in stats.items() if k in ("perplexity", "dead_codes")})
+            if has_val:
+                rec["val_loss"] = _evaluate(net, p, cfg)
+                if rec["val_loss"] < state["best_loss"]:
+                    state["best_loss"], state["bad"] = rec["val_loss"], 0
+                    best = {k: v.clone() for k, v in net.state_dict().items()}
+                else:
+                    state["bad"] += 1
+                    state["stopped"] = state["bad"] >= cfg.patience
+            state["history"].append(rec)
+        state["step"] = done
+        if state_path is not None and (
+            done % cfg.checkpoint_every == 0 or done == end or state["stopped"]
+        ):
+            meta = {**state, "train": cfg.to_dict(), "model": mcfg.to_dict()}
+            _save_state(state_path, net, best, opt, meta)
+    bar.close()
+    if has_val and state["history"]:
+        net.load_state_dict(best)
+    info = {
+        **p["info"],
+        "name": cfg.name or mcfg.kind,
+        "history": state["history"],
+        "steps_done": int(state["step"]),
+        "early_stopped": bool(state["stopped"]),
+        "train_seconds": round(time.perf_counter() - t0, 3),
+        "train": cfg.to_dict(),
+    }
+    model = NeuralForecaster(net, p["norm"], info)
+    finished = state["stopped"] or int(state["step"]) >= cfg.steps
+    if out is not None and finished:
+        model.save_pretrained(out / MODEL_DIR)
+    return model

@@ -1,0 +1,108 @@
+import dask
+import dask.array as dsa
+import numpy as np
+import pytest
+
+from esmscale.errors import EsmscaleError
+from esmscale.forecast import available_methods, fit, forecast, train
+from esmscale.forecast.baselines import OpticalFlow
+from esmscale.forecast.predict import LOAD_COUNT
+from tests.forecast._helpers import djf_times, field, tiny_config
+
+
+@pytest.fixture(scope="module")
+def winters():
+    return field(djf_times(2))
+
+
+@pytest.fixture(scope="module")
+def model(winters):
+    return train(winters, tiny_config(steps=2), progress=False)
+
+
+def _raise(*args, **kwargs):
+    raise AssertionError("something was computed before .compute()")
+
+
+def test_lazy_until_compute(winters, model):
+    lazy = winters.chunk({"time": 20})
+    with dask.config.set(scheduler=_raise):
+        fc = forecast(lazy, model, lead=4, chunk_size=16)
+    assert isinstance(fc.data, dsa.Array)
+    assert fc.dims == ("init_time", "lead_time", "lat", "lon")
+    assert fc.data.numblocks[0] == -(-fc.sizes["init_time"] // 16)
+    with dask.config.set(scheduler="threads"):
+        out = fc.compute()
+    assert np.isnan(out.values[..., :3, :4]).all()
+    assert np.isfinite(out.values[..., 4:, 5:]).all()
+    eager = forecast(winters, model, lead=4, chunk_size=1000).compute()
+    np.testing.assert_allclose(out.values, eager.values, rtol=1e-5, atol=1e-5)
+    assert sum(LOAD_COUNT.values()) <= 1  # loaded at most once in this process
+
+
+def test_coordinates_and_attrs(winters, model):
+    fc = forecast(winters, model, lead=3)
+    assert fc.lead_time.dtype.kind == "m"
+    assert (fc.lead_time.values == np.array([1, 2, 3], "timedelta64[D]")).all()
+    assert fc.attrs["units"] == "degC"
+    assert fc.attrs["standard_name"] == "air_temperature"
+    assert "esmscale" in fc.attrs["history"]
+    np.testing.assert_array_equal(fc.lat.values, winters.lat.values)
+    # init times: every time with t_in consecutive days of history, never across the gap
+    times = winters.time.values
+    first_of_winter = [
+        times[0],
+        times[np.flatnonzero(np.diff(times) > np.timedelta64(1, "D"))[0] + 1],
+    ]
+    for t0 in first_of_winter:
+        for k in range(model.t_in - 1):
+            assert t0 + np.timedelta64(k, "D") not in fc.init_time.values
+    assert (fc.valid_time.values[:, 0] == fc.init_time.values + np.timedelta64(1, "D")).all()
+
+
+def test_init_selection(winters, model):
+    times = winters.time.values
+    fc = forecast(winters, model, lead=2, init=[times[10], times[20]])
+    assert fc.sizes["init_time"] == 2
+    sl = forecast(winters, model, lead=1, init=slice(times[5], times[9]))
+    assert sl.sizes["init_time"] == 5
+    with pytest.raises(EsmscaleError, match="fewer than t_in"):
+        forecast(winters, model, init=times[0])
+    with pytest.raises(EsmscaleError, match="not in the time coordinate"):
+        forecast(winters, model, init=np.datetime64("1990-01-01"))
+
+
+def test_long_leads_roll_forward(winters, model):
+    out = forecast(winters, model, lead=5, init=winters.time.values[10]).compute()
+    assert out.shape == (1, 5, 12, 16)
+    assert np.isfinite(out.values[..., 4:, 5:]).all()
+
+
+@pytest.mark.filterwarnings("ignore:Singular matrix")  # pysteps, uniform motion, dask threads
+@pytest.mark.parametrize("name", ["persistence", "climatology", "optical_flow"])
+def test_baselines_same_interface(winters, name):
+    m = fit(name, winters)
+    fc = forecast(winters.chunk({"time": 30}), m, lead=2).compute()
+    assert fc.dims == ("init_time", "lead_time", "lat", "lon")
+    assert np.isnan(fc.values[..., :3, :4]).all()
+    assert np.isfinite(fc.values[..., 4:, 5:]).all()
+    if name == "persistence":
+        np.testing.assert_array_equal(fc.values[:, 1], winters.values[: fc.sizes["init_time"]])
+
+
+def test_opencv_flow_moves_a_blob():
+    y, x = np.mgrid[0:32, 0:32]
+    frames = np.stack([np.exp(-((y - 16) ** 2 + (x - 8 - 2 * t) ** 2) / 8.0) for t in range(4)])
+    out = OpticalFlow(t_in=3, backend="opencv").predict(frames[None, :3, None], lead=1)
+    peak = np.unravel_index(np.argmax(out[0, 0, 0]), (32, 32))
+    assert abs(peak[1] - 14) <= 1  # the blob kept moving right by 2 cells per step
+
+
+def test_registry_lists_names(winters):
+    assert {"pastnet", "persistence", "climatology", "optical_flow", "simvp", "fno"} <= set(
+        available_methods()
+    )
+    with pytest.raises(EsmscaleError, match=r"available:.*persistence"):
+        fit("magic", winters)
+    with pytest.raises(EsmscaleError, match="no such checkpoint"):
+        forecast(winters, "/nonexistent/model")

@@ -1,0 +1,77 @@
+import math
+
+import pytest
+import torch
+
+from tests.visionkit.conftest import state_copy, states_equal
+from visionkit.datasets import SHAPES, make_shapes
+from visionkit.methods.invariant_tta import (
+    InvariantTTA,
+    InvariantTTAConfig,
+    auxiliary_views,
+    invariance_loss,
+    kl_to_uniform,
+    marginal_entropy,
+)
+
+CONFIG = InvariantTTAConfig(steps=3, lr=0.05, num_foreground_views=3)
+
+
+@pytest.fixture
+def data():
+    return make_shapes(3, seed=4)
+
+
+def test_only_the_context_changes(backbone, data):
+    tta = InvariantTTA(backbone, SHAPES, CONFIG)
+    before = state_copy(backbone)
+    init = tta.classifier.context.detach().clone()
+    _, tuned = tta.adapt_one(data.images[0], data.masks[0])
+    assert not torch.allclose(tuned, init)
+    assert states_equal(before, state_copy(backbone))
+    trainable = [n for n, p in tta.classifier.named_parameters() if p.requires_grad]
+    assert trainable == ["context"]
+
+
+def test_state_resets_between_samples(backbone, data):
+    tta = InvariantTTA(backbone, SHAPES, CONFIG)
+    init = tta.classifier.context.detach().clone()
+    batch = tta.predict(data.images, data.masks)
+    assert torch.equal(tta.classifier.context.detach(), init)
+    alone = tta.predict(data.images[2:], data.masks[2:])
+    assert torch.allclose(batch[2], alone[0], atol=1e-6)
+
+
+def test_background_term_is_zero_for_uniform_predictions():
+    uniform = torch.zeros(5, 4)
+    assert kl_to_uniform(uniform).item() == pytest.approx(0.0, abs=1e-7)
+    confident = torch.tensor([[10.0, 0.0, 0.0, 0.0]])
+    bg, fg = invariance_loss(confident, uniform, InvariantTTAConfig())
+    assert bg.item() == pytest.approx(0.0, abs=1e-7)
+    assert fg.item() < 0.01
+    assert kl_to_uniform(confident).item() == pytest.approx(math.log(4), abs=0.01)
+
+
+def test_marginal_entropy_rewards_agreement():
+    agree = torch.tensor([[5.0, 0.0], [5.0, 0.0]])
+    disagree = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
+    assert marginal_entropy(agree) < marginal_entropy(disagree)
+
+
+def test_auxiliary_views_hide_the_object_or_the_background(data):
+    image, mask = data.images[0], data.masks[0]
+    fg, bg = auxiliary_views(image, mask, InvariantTTAConfig(num_foreground_views=2))
+    assert fg.shape == (2, 3, 32, 32)
+    assert bg.shape == (3, 3, 32, 32)
+    assert torch.equal(fg[0][:, mask], image[:, mask])
+    assert torch.all(fg[0][:, ~mask] == 0.5)
+    # the object's box is one flat colour in the background view: no shape left
+    assert torch.unique(bg[0][:, mask], dim=1).shape[1] == 1
+    assert torch.all(bg[2] == 0.5)
+    with pytest.raises(ValueError, match="must be"):
+        auxiliary_views(image, mask[:5], InvariantTTAConfig())
+
+
+def test_mask_shape_is_checked(backbone, data):
+    with pytest.raises(ValueError, match="one foreground mask per image"):
+        InvariantTTA(backbone, SHAPES, CONFIG).predict(data.images, data.masks[:2])
