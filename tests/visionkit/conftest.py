@@ -18,6 +18,15 @@ TINY = TinyClipConfig(
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two made these tiny models ~50x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def tiny_config() -> TinyClipConfig:
     return TINY

@@ -58,9 +58,21 @@ def test_marginal_entropy_rewards_agreement():
     assert marginal_entropy(agree) < marginal_entropy(disagree)
 
 
+def test_crop_views_zoom_in_on_the_object():
+    image = torch.zeros(3, 32, 32)
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[10:14, 20:24] = True
+    image[:, mask] = 1.0
+    fg, _ = auxiliary_views(image, mask, InvariantTTAConfig(num_foreground_views=4))
+    assert fg.shape == (4, 3, 32, 32)
+    assert image.mean() < 0.02
+    assert (fg.mean(dim=(1, 2, 3)) > 0.3).all()
+
+
 def test_auxiliary_views_hide_the_object_or_the_background(data):
     image, mask = data.images[0], data.masks[0]
-    fg, bg = auxiliary_views(image, mask, InvariantTTAConfig(num_foreground_views=2))
+    config = InvariantTTAConfig(num_foreground_views=2, foreground_mode="mask")
+    fg, bg = auxiliary_views(image, mask, config)
     assert fg.shape == (2, 3, 32, 32)
     assert bg.shape == (3, 3, 32, 32)
     assert torch.equal(fg[0][:, mask], image[:, mask])
@@ -70,6 +82,8 @@ def test_auxiliary_views_hide_the_object_or_the_background(data):
     assert torch.all(bg[2] == 0.5)
     with pytest.raises(ValueError, match="must be"):
         auxiliary_views(image, mask[:5], InvariantTTAConfig())
+    with pytest.raises(ValueError, match="'crop' or 'mask'"):
+        InvariantTTAConfig(foreground_mode="box")
 
 
 def test_mask_shape_is_checked(backbone, data):
