@@ -204,6 +204,34 @@ def main() -> None:
             + ", ".join(f"`{k}`: {'yes' if v else '**no**'}" for k, v in ib["targets_met"].items()),
             "",
         ]
+        lines += ["Where the consistency model does not win (read from the figures above):", ""]
+        notes = []
+        if ib["crps_noise_only"] <= ib["crps_cm"]:
+            notes.append(
+                "the noise-only control (bias-corrected field + the same noise, no "
+                "network) has a CRPS as low as the CM's in (a): at this t* the network "
+                "adds texture but no skill on matched days"
+            )
+        if ib["spread_skill"] < 0.7:
+            notes.append(
+                f"the CM ensemble is under-dispersive (spread-skill "
+                f"{ib['spread_skill']:.2f}): t* from a 4x perfect-model test on the "
+                "tiny E-OBS grid is too small for the NCEP-to-E-OBS gap"
+            )
+        if ib["psd_err_bilinear_qdm"] < ib["psd_err_cm"]:
+            notes.append(
+                "bilinear + QDM matches the E-OBS spectrum better than the CM in (a): "
+                "QDM's per-cell factors add the fixed geographic (orographic) pattern "
+                "that a translation-invariant CM trained on random patches cannot know"
+            )
+        if not 0.9 <= ib["rcp85_change_ratio"] <= 1.1:
+            notes.append(
+                f"the downscaled RCP8.5 change is {ib['rcp85_change_ratio']:.2f} of "
+                "the ESM's own: the CM pulls fields toward its training climatology; "
+                "`conserve=True` (on a target that refines the input grid) keeps it"
+            )
+        lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
+        lines.append("")
     for name, title in (("forecast", "Forecasting"), ("visionkit", "visionkit")):
         r = _load(name) or _load(f"{name}_quick")
         if r:
