@@ -232,7 +232,33 @@ def main() -> None:
             )
         lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
         lines.append("")
-    for name, title in (("forecast", "Forecasting"), ("visionkit", "visionkit")):
+    vk = _load("visionkit") or _load("visionkit_quick")
+    if vk:
+
+        def ms(key: str) -> str:
+            return f"{vk[key]['mean']:.3f} +- {vk[key]['std']:.3f}"
+
+        quick = " (quick run)" if vk.get("quick") else ""
+        lines += [
+            f"## visionkit (`benchmarks/visionkit.py`){quick}",
+            "",
+            _env(vk),
+            "",
+            f"Mean +- std over {len(vk['mope_acc']['values'])} seeds; details in "
+            "`docs/visionkit/benchmarks.md`.",
+            "",
+            "| comparison | method | baseline(s) |",
+            "|---|---|---|",
+            f"| entailment accuracy | MoPE {ms('mope_acc')} | prompt tuning "
+            f"{ms('prompt_tuning_acc')}, late fusion {ms('late_fusion_acc')} |",
+            f"| worst-group accuracy (shifted shapes) | invariant TTA "
+            f"{ms('tta_worst_group_acc')} | TPT {ms('tpt_worst_group_acc')}, zero-shot "
+            f"{ms('zeroshot_worst_group_acc')} |",
+            f"| person retrieval Rank-1 | UIT (all losses) {ms('uit_rank1')} | baseline "
+            f"{ms('baseline_rank1')} |",
+            "",
+        ]
+    for name, title in (("forecast", "Forecasting"),):
         r = _load(name) or _load(f"{name}_quick")
         if r:
             lines += [
