@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import tempfile
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +21,21 @@ from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.forecast.data import segments, time_step, to_array
 from esmscale.forecast.forecaster import Forecaster, NeuralForecaster
-from esmscale.io.checkpoint import file_sha256
 from esmscale.prepare.inputs import select_variable
+from esmscale.pretrained import LOAD_COUNT, ModelRef, cached_model, model_ref
 
-__all__ = ["ForecasterRef", "cached_forecaster", "forecast", "forecaster_ref", "load_forecaster"]
+__all__ = [
+    "LOAD_COUNT",
+    "ForecasterRef",
+    "cached_forecaster",
+    "forecast",
+    "forecaster_ref",
+    "load_forecaster",
+]
 
 
-@dataclass(frozen=True)
-class ForecasterRef:
-    """Picklable reference (path and sha256) to a saved :class:`NeuralForecaster`."""
-
-    path: str
-    sha256: str
-
-
-_CACHE: dict[ForecasterRef, NeuralForecaster] = {}
-LOAD_COUNT: dict[ForecasterRef, int] = {}
-_LOCK = threading.Lock()
+# forecasters share the package's load-once-per-process cache (esmscale.pretrained)
+ForecasterRef = ModelRef
 
 
 def load_forecaster(model: Forecaster | str | os.PathLike[str]) -> Forecaster:
@@ -57,32 +52,13 @@ def load_forecaster(model: Forecaster | str | os.PathLike[str]) -> Forecaster:
 
 def forecaster_ref(model: NeuralForecaster) -> ForecasterRef:
     """Reference for ``model``; an unsaved model is first written to a cache folder."""
-    if model.source is None or model.sha256 is None:
-        cache = Path(os.environ.get("ESMSCALE_CACHE", Path(tempfile.gettempdir()) / "esmscale"))
-        tmp = cache / f"forecast-{os.getpid()}-{id(model)}"
-        model.save_pretrained(tmp)
-        model.sha256 = file_sha256(tmp / "model.safetensors")
-        model.source = str(tmp.resolve())
-    ref = ForecasterRef(model.source, model.sha256)
-    with _LOCK:
-        _CACHE.setdefault(ref, model)
-    return ref
+    return model_ref(model)
 
 
 def cached_forecaster(ref: ForecasterRef) -> NeuralForecaster:
     """The model for ``ref``, loaded at most once per process; the sha256 is checked."""
-    with _LOCK:
-        model = _CACHE.get(ref)
-        if model is None:
-            model = NeuralForecaster.from_pretrained(ref.path)
-            if model.sha256 != ref.sha256:
-                raise EsmscaleError(
-                    f"checkpoint {ref.path} changed on disk (sha256 {model.sha256} != "
-                    f"{ref.sha256}); rerun with the current file."
-                )
-            _CACHE[ref] = model
-            LOAD_COUNT[ref] = LOAD_COUNT.get(ref, 0) + 1
-        return model
+    model: NeuralForecaster = cached_model(ref)
+    return model
 
 
 def _chunk(

@@ -11,6 +11,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
@@ -61,20 +62,26 @@ class ModelRef:
     """A small, picklable reference to a checkpoint on disk, sent to Dask tasks.
 
     Tasks turn it into a model with :func:`cached_model`, which loads each checkpoint once per
-    process (worker), not once per task.
+    process (worker), not once per task. ``cls`` is the model class (anything with
+    ``from_pretrained`` returning an object with a ``sha256`` attribute).
     """
 
     path: str
     sha256: str
+    cls: type = ConsistencyModel
 
 
-_CACHE: dict[ModelRef, ConsistencyModel] = {}
+_CACHE: dict[ModelRef, Any] = {}
 LOAD_COUNT: dict[ModelRef, int] = {}  # checkpoint loads in this process (for diagnostics)
 _LOCK = threading.Lock()
 
 
-def model_ref(model: ConsistencyModel) -> ModelRef:
-    """Reference for ``model``; a model that was never saved is written to a cache folder."""
+def model_ref(model: Any) -> ModelRef:
+    """Reference for ``model``; a model that was never saved is written to a cache folder.
+
+    ``model`` needs ``save_pretrained`` and the ``source``/``sha256`` attributes that
+    ``from_pretrained`` sets (consistency models and neural forecasters have them).
+    """
     if model.source is None or model.sha256 is None:
         from esmscale.io.checkpoint import file_sha256
 
@@ -83,18 +90,18 @@ def model_ref(model: ConsistencyModel) -> ModelRef:
         model.save_pretrained(tmp)
         model.sha256 = file_sha256(tmp / "model.safetensors")
         model.source = str(tmp.resolve())
-    ref = ModelRef(model.source, model.sha256)
+    ref = ModelRef(model.source, model.sha256, type(model))
     with _LOCK:
         _CACHE.setdefault(ref, model)
     return ref
 
 
-def cached_model(ref: ModelRef) -> ConsistencyModel:
+def cached_model(ref: ModelRef) -> Any:
     """The model for ``ref``, loaded at most once per process; the sha256 is checked."""
     with _LOCK:
         model = _CACHE.get(ref)
         if model is None:
-            model = ConsistencyModel.from_pretrained(ref.path)
+            model = ref.cls.from_pretrained(ref.path)  # type: ignore[attr-defined]
             if model.sha256 != ref.sha256:
                 raise EsmscaleError(
                     f"checkpoint {ref.path} changed on disk (sha256 {model.sha256} != "
