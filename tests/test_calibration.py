@@ -79,3 +79,20 @@ def test_perfect_model_search(world, tiny_train_config):
 def test_grid_mismatch_error(world, untrained):
     with pytest.raises(EsmscaleError, match="interpolate"):
         calibrate_noise_level(world, world[:, :32, :32], untrained)
+
+
+def test_calibrate_on_pairs_picks_the_lowest_crps(tiny_train_config):
+    from esmscale.calibration import calibrate_on_pairs
+    from esmscale.datasets import synthetic_esm
+
+    obs = synthetic_precip(32, 32, 40, seed=3)
+    model = train(obs, tiny_train_config, progress=False)
+    pairs = obs.isel(time=slice(0, 4))
+    coarse = synthetic_esm(pairs, smoothing=0.0, intensity_bias=1.0, drizzle=0.0)
+    grid = (0.1, 0.5, 1.0)
+    t_star, scores = calibrate_on_pairs(
+        coarse, pairs, model, t_grid=grid, members=2, tile=16, halo=4
+    )
+    assert list(scores) == list(grid)
+    assert all(np.isfinite(v) for v in scores.values())
+    assert t_star == min(scores, key=scores.get)
