@@ -150,8 +150,10 @@ def main() -> None:
             _env(ib),
             "",
             f"Models trained on E-OBS winters 1983-1995 ({ib['train_steps']} steps each); "
-            f"t* = {ib['t_star']:.3f} from the perfect-model search (the spectral rule "
-            f"gives {ib['t_star_spectral']:.3f}); k* = {ib['k_star']:.4f} cycles per cell. "
+            f"t* = {ib['t_star']:.3f} from the "
+            f"{ib.get('t_star_method', 'perfect-model search')} (the 4x perfect-model search "
+            f"gives {ib.get('t_star_perfect_model', ib['t_star']):.3f}, the spectral rule "
+            f"{ib['t_star_spectral']:.3f}); k* = {ib['k_star']:.4f} cycles per cell. "
             "Held-out winters 1998-2002.",
             "",
             f"### (a) NCEP -> E-OBS, same days ({ib['days']} days, {ib['members']} members)",
