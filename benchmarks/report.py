@@ -229,8 +229,10 @@ def main() -> None:
         if not 0.9 <= ib["rcp85_change_ratio"] <= 1.1:
             notes.append(
                 f"the downscaled RCP8.5 change is {ib['rcp85_change_ratio']:.2f} of "
-                "the ESM's own: the CM pulls fields toward its training climatology; "
-                "`conserve=True` (on a target that refines the input grid) keeps it"
+                "the ESM's own. A likely cause (not yet tested) is that at this t* the "
+                "CM pulls fields toward its training climatology. `conserve=True` ties "
+                "each member's block means to the input but needs a target that refines "
+                "the input grid, which E-OBS does not"
             )
         lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
         lines.append("")
