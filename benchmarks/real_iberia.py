@@ -203,10 +203,19 @@ def run(quick: bool) -> dict[str, object]:
     esm_f, esm_p = _mm(regrid(fut, eobs)).where(land), _mm(regrid(past, eobs)).where(land)
     change_ds = float(ds_f.mean()) / float(ds_p.mean()) - 1.0
     change_esm = float(esm_f.mean()) / float(esm_p.mean()) - 1.0
+    # attribution: the same change through QDM alone and through the CM alone
+    q_f = _mm(qdm_hist.adjust(regrid(fut, eobs))).where(land)
+    q_p = _mm(qdm_hist.adjust(regrid(past, eobs))).where(land)
+    change_qdm = float(q_f.mean()) / float(q_p.mean()) - 1.0
+    cm_f = _mm(fut.esm.downscale(cm, **kwb).compute())
+    cm_p = _mm(past.esm.downscale(cm, **kwb).compute())
+    change_cm = float(cm_f.mean()) / float(cm_p.mean()) - 1.0
     c = {
         "rcp85_change_downscaled": change_ds,
         "rcp85_change_esm": change_esm,
         "rcp85_change_ratio": change_ds / change_esm,
+        "rcp85_change_ratio_qdm_only": change_qdm / change_esm,
+        "rcp85_change_ratio_cm_only": change_cm / change_esm,
     }
 
     # speed, per field, same run

@@ -227,13 +227,16 @@ def main() -> None:
                 "that a translation-invariant CM trained on random patches cannot know"
             )
         if not 0.9 <= ib["rcp85_change_ratio"] <= 1.1:
-            notes.append(
-                f"the downscaled RCP8.5 change is {ib['rcp85_change_ratio']:.2f} of "
-                "the ESM's own. A likely cause (not yet tested) is that at this t* the "
-                "CM pulls fields toward its training climatology. `conserve=True` ties "
-                "each member's block means to the input but needs a target that refines "
-                "the input grid, which E-OBS does not"
+            q_only = ib.get("rcp85_change_ratio_qdm_only", float("nan"))
+            c_only = ib.get("rcp85_change_ratio_cm_only", float("nan"))
+            text = (
+                f"the downscaled RCP8.5 change (CM + QDM) is {ib['rcp85_change_ratio']:.2f} "
+                f"of the ESM's own; taken apart, QDM alone keeps {q_only:.2f} of it and the "
+                f"CM alone {c_only:.2f}"
             )
+            if q_only < 0.9 and 0.9 <= c_only <= 1.1:
+                text += ", so the loss comes from the bias-correction step, not the network"
+            notes.append(text)
         lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
         lines.append("")
     vk = _load("visionkit") or _load("visionkit_quick")
