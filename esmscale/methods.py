@@ -119,25 +119,16 @@ def _interpolate(
     tgt = refine_grid(da, factor) if target is None else target
     fine = regrid(da, tgt, method="bilinear" if method == "qdm-bilinear" else method)
     if qdm:
-        from esmscale.prepare.bias import QDMCorrector
+        from esmscale.prepare.bias import bias_correct
 
-        corrector = bias_correction
-        if not isinstance(corrector, QDMCorrector):
-            if reference is None or historical is None:
-                raise EsmscaleError(
-                    "method='qdm-bilinear' needs reference= and historical= (or a trained "
-                    "QDMCorrector as bias_correction=)."
-                )
-            ref_da = select_variable(reference, None)
-            corrector = QDMCorrector.train(
-                ref_da, regrid(select_variable(historical, None), ref_da)
-            )
-        units = str(da.attrs.get("units"))
-        fine = corrector.adjust(fine)
-        from esmscale.units import linear_factors
-
-        s, o = linear_factors(fine.attrs.get("units"), units, str(da.name))
-        fine = (fine * s + o).assign_attrs(units=units)
+        fine = bias_correct(
+            fine,
+            bias_correction or "qdm",
+            units=str(da.attrs.get("units")),
+            reference=reference,
+            historical=historical,
+            variable=variable,
+        )
     lat, lon = find_latlon(fine)
     out = fine.transpose(tdim, lat, lon).expand_dims(member=[0]).astype("float32")
     out.attrs = {

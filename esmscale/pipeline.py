@@ -248,36 +248,17 @@ def downscale(
     fine = regrid(da, tgt, method=regrid_method, mask=True)
     fine = (fine * scale + offset).assign_attrs(units=tr.units)
     if bias_correction is not None:
-        from esmscale.prepare.bias import QDMCorrector
+        from esmscale.prepare.bias import bias_correct
 
-        if isinstance(bias_correction, str):
-            if bias_correction != "qdm":
-                raise EsmscaleError(
-                    f"bias_correction={bias_correction!r} is not known; use None or 'qdm'."
-                )
-            if reference is None or historical is None:
-                raise EsmscaleError(
-                    "bias_correction='qdm' needs reference= (observations on the target grid) "
-                    "and historical= (the ESM's historical run), or a trained QDMCorrector."
-                )
-            ref_da = select_variable(
-                reference,
-                variable if isinstance(reference, xr.Dataset) and variable in reference else None,
-            )
-            hist = select_variable(
-                historical,
-                variable if isinstance(historical, xr.Dataset) and variable in historical else None,
-            )
-            hist_fine = regrid(hist, ref_da, method=regrid_method, mask=True)
-            bias_correction = QDMCorrector.train(ref_da, hist_fine)
-        if not isinstance(bias_correction, QDMCorrector):
-            raise EsmscaleError(
-                f"bias_correction must be None, 'qdm' or a QDMCorrector, got "
-                f"{type(bias_correction).__name__}."
-            )
-        fine = bias_correction.adjust(fine)
-        bs, bo = linear_factors(fine.attrs.get("units"), tr.units, name)
-        fine = (fine * bs + bo).assign_attrs(units=tr.units)
+        fine = bias_correct(
+            fine,
+            bias_correction,
+            units=tr.units,
+            reference=reference,
+            historical=historical,
+            variable=variable,
+            regrid_method=regrid_method,
+        )
     fine = fine.transpose(tdim, tlat, tlon).astype(np.float32)
 
     mult = cm.config.multiple

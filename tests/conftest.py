@@ -45,3 +45,23 @@ def tiny_train_config():
         checkpoint_every=3,
         ema_decay=0.9,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A saved, untrained tiny consistency model with a calibrated t* of 0.3."""
+    from esmscale import ConsistencyConfig, ConsistencyModel
+    from esmscale.models.transforms import DataTransform
+
+    torch.manual_seed(0)
+    model = ConsistencyModel(
+        ConsistencyConfig(
+            block_out_channels=(8, 16),
+            patch_size=8,
+            transform=DataTransform(log_max=5.0),
+            t_star=0.3,
+        )
+    )
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    model.save_pretrained(path)
+    return path

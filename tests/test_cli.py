@@ -5,30 +5,17 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
-from esmscale import ConsistencyConfig, ConsistencyModel
+from esmscale import ConsistencyModel
 from esmscale.cli import build_parser, main
 from esmscale.datasets import synthetic_esm, synthetic_precip
 from esmscale.io import is_complete
-from esmscale.models.transforms import DataTransform
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    m = ConsistencyModel(
-        ConsistencyConfig(
-            block_out_channels=(8, 16),
-            patch_size=8,
-            transform=DataTransform(log_max=5.0),
-            t_star=0.3,
-        )
-    )
-    path = tmp_path_factory.mktemp("cli") / "model"
-    m.save_pretrained(path)
-    return path
+def tiny_model(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")

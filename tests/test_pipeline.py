@@ -3,32 +3,19 @@ from __future__ import annotations
 import dask
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 import esmscale
-from esmscale import ConsistencyConfig, ConsistencyModel, EsmscaleError
+from esmscale import ConsistencyModel, EsmscaleError
 from esmscale.datasets import synthetic_esm, synthetic_precip, synthetic_temperature
-from esmscale.models.transforms import DataTransform
 from esmscale.pipeline import conserve_blocks, downscale
 
 KW = {"tile": 32, "halo": 8, "members": 2}
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    torch.manual_seed(0)
-    m = ConsistencyModel(
-        ConsistencyConfig(
-            block_out_channels=(8, 16),
-            patch_size=8,
-            transform=DataTransform(log_max=5.0),
-            t_star=0.3,
-        )
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    m.save_pretrained(path)
-    return ConsistencyModel.from_pretrained(path)
+def model(tiny_model_dir):
+    return ConsistencyModel.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ import xarray as xr
 from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.units import convert, quantity
 
-__all__ = ["QDMCorrector"]
+__all__ = ["QDMCorrector", "bias_correct"]
 
 _FORMAT = "esmscale-qdm-1"
 _CANONICAL = {"precipitation": "mm d-1", "temperature": "K"}
@@ -608,3 +608,51 @@ class QDMCorrector:
             dry_threshold=float(attrs["dry_threshold"]),
             nquantiles=int(attrs["nquantiles"]),
         )
+
+
+def bias_correct(
+    fine: xr.DataArray,
+    bias_correction: Any,
+    *,
+    units: str,
+    reference: xr.DataArray | xr.Dataset | None = None,
+    historical: xr.DataArray | xr.Dataset | None = None,
+    variable: str | None = None,
+    regrid_method: str = "bilinear",
+) -> xr.DataArray:
+    """Apply QDM to ``fine`` (already on the target grid); the result is in ``units``.
+
+    ``bias_correction`` is ``"qdm"`` (trained here on ``reference``, the observations, and
+    ``historical``, the ESM's historical run regridded onto the reference grid) or a trained
+    :class:`QDMCorrector`. Used by :func:`esmscale.pipeline.downscale` and the
+    ``"qdm-bilinear"`` baseline so that both train and apply QDM the same way.
+    """
+    from esmscale.prepare.inputs import select_variable
+    from esmscale.prepare.regrid import regrid
+    from esmscale.units import linear_factors
+
+    def pick(obj: xr.DataArray | xr.Dataset) -> xr.DataArray:
+        keep = isinstance(obj, xr.Dataset) and variable in obj
+        return select_variable(obj, variable if keep else None)
+
+    corrector = bias_correction
+    if isinstance(corrector, str):
+        if corrector != "qdm":
+            raise EsmscaleError(f"bias_correction={corrector!r} is not known; use None or 'qdm'.")
+        if reference is None or historical is None:
+            raise EsmscaleError(
+                "bias_correction='qdm' needs reference= (observations on the target grid) "
+                "and historical= (the ESM's historical run), or a trained QDMCorrector."
+            )
+        ref = pick(reference)
+        corrector = QDMCorrector.train(
+            ref, regrid(pick(historical), ref, method=regrid_method, mask=True)
+        )
+    if not isinstance(corrector, QDMCorrector):
+        raise EsmscaleError(
+            "bias_correction must be None, 'qdm' or a QDMCorrector, got "
+            f"{type(corrector).__name__}."
+        )
+    out = corrector.adjust(fine)
+    scale, offset = linear_factors(out.attrs.get("units"), units, str(fine.name))
+    return (out * scale + offset).assign_attrs(units=units)
