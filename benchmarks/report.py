@@ -18,6 +18,20 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _change_table(ib: dict) -> list[str]:
+    """Ratio of the downscaled to the ESM's RCP8.5 change, taken apart by step."""
+    rows = [
+        ("CM after QDM with the mean change kept (headline)", "rcp85_change_ratio"),
+        ("CM after plain QDM", "rcp85_change_ratio_cm_qdm"),
+        ("QDM with the mean change kept, alone", "rcp85_change_ratio_qdm_mean_only"),
+        ("plain QDM alone", "rcp85_change_ratio_qdm_only"),
+        ("CM alone (no bias correction)", "rcp85_change_ratio_cm_only"),
+    ]
+    out = ["| pipeline | change ratio (1 = ESM's change) |", "|---|---|"]
+    out += [f"| {label} | {ib[key]:.3f} |" for label, key in rows if key in ib]
+    return [*out, ""]
+
+
 def _env(r: dict) -> str:
     m, v = r["machine"], r["versions"]
     return (
@@ -176,7 +190,9 @@ def main() -> None:
             "PSD error |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for name in ("bilinear", "qdm", "cm", "cm_qdm"):
+        for name in ("bilinear", "qdm", "cm", "cm_qdm", "cm_qdm_mean"):
+            if name not in h:
+                continue
             r = h[name]
             lines.append(
                 f"| {name} | {r['q50_err_mm']:+.2f} | {r['q90_err_mm']:+.2f} | "
@@ -188,10 +204,12 @@ def main() -> None:
             "",
             "### (c) RCP8.5 change and speed",
             "",
-            f"Domain-mean change 2081-2100 vs historical: downscaled "
+            f"Domain-mean change 2081-2100 vs historical: downscaled (CM after QDM with the "
+            f'mean change kept, `bias_correction="qdm-mean"`) '
             f"{ib['rcp85_change_downscaled']:+.3f}, ESM {ib['rcp85_change_esm']:+.3f}, "
-            f"ratio {ib['rcp85_change_ratio']:.3f} (target 0.9-1.1).",
+            f"ratio **{ib['rcp85_change_ratio']:.3f}** (target 0.9-1.1).",
             "",
+            *_change_table(ib),
             "| method | seconds per field |",
             "|---|---|",
             f"| CM, 1 step | {ib['sec_per_field_cm']:.4f} |",
@@ -226,17 +244,19 @@ def main() -> None:
                 "QDM's per-cell factors add the fixed geographic (orographic) pattern "
                 "that a translation-invariant CM trained on random patches cannot know"
             )
-        if not 0.9 <= ib["rcp85_change_ratio"] <= 1.1:
-            q_only = ib.get("rcp85_change_ratio_qdm_only", float("nan"))
-            c_only = ib.get("rcp85_change_ratio_cm_only", float("nan"))
-            text = (
-                f"the downscaled RCP8.5 change (CM + QDM) is {ib['rcp85_change_ratio']:.2f} "
-                f"of the ESM's own; taken apart, QDM alone keeps {q_only:.2f} of it and the "
-                f"CM alone {c_only:.2f}"
+        if ib.get("rcp85_change_ratio_cm_qdm", 1.0) < 0.9:
+            notes.append(
+                "plain QDM does not keep the ESM's change in the mean: CM after plain QDM "
+                f"keeps {ib['rcp85_change_ratio_cm_qdm']:.2f} of it and QDM alone "
+                f"{ib['rcp85_change_ratio_qdm_only']:.2f}, because QDM keeps the change per "
+                "quantile and CNRM-CM5's winter drying sits in light and moderate rain, which "
+                'the observed distribution weights less; use `bias_correction="qdm-mean"` '
+                "when the mean change matters"
             )
-            if q_only < 0.9 and 0.9 <= c_only <= 1.1:
-                text += ", so the loss comes from the bias-correction step, not the network"
-            notes.append(text)
+        if not 0.9 <= ib["rcp85_change_ratio"] <= 1.1:
+            notes.append(
+                f"the downscaled RCP8.5 change is {ib['rcp85_change_ratio']:.2f} of the ESM's"
+            )
         lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
         lines.append("")
     vk = _load("visionkit") or _load("visionkit_quick")

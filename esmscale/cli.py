@@ -136,7 +136,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
             from esmscale.errors import EsmscaleError
 
             raise EsmscaleError(
-                "--bias-correction qdm needs --reference OBS and --historical HIST."
+                f"--bias-correction {a.bias_correction} needs --reference OBS and "
+                "--historical HIST."
             )
         kwargs = {
             "bias_correction": a.bias_correction,
@@ -338,9 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--target", default=None, help="file whose lat/lon grid is the output grid")
     w.add_argument(
         "--bias-correction",
-        choices=["qdm"],
+        choices=["qdm", "qdm-mean"],
         default=None,
-        help="quantile delta mapping before the model (needs --reference, --historical)",
+        help="quantile delta mapping before the model (needs --reference, --historical); "
+        "qdm-mean also keeps the model's change in each cell's mean",
     )
     w.add_argument("--reference", default=None, help="observations on the target grid (QDM)")
     w.add_argument("--historical", default=None, help="the ESM's historical run (QDM)")

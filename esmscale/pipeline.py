@@ -191,7 +191,8 @@ def downscale(
     steps
         Network calls per member (1 = the paper's one-step sampling).
     bias_correction
-        None, ``"qdm"`` (trained here on ``reference`` and ``historical``) or a trained
+        None, ``"qdm"`` (trained here on ``reference`` and ``historical``), ``"qdm-mean"``
+        (the same, also keeping the model's change in each cell's mean) or a trained
         :class:`esmscale.prepare.bias.QDMCorrector`; applied on the target grid before the model.
     conserve
         Rescale each member so that its block mean over each input cell equals the input's
@@ -317,7 +318,7 @@ def downscale(
         "sampler": sampler,
         "tile": core,
         "halo": hal,
-        "bias_correction": "none" if bias_correction is None else "qdm",
+        "bias_correction": _bias_label(bias_correction),
         "conserve": str(conserve),
     }
     result = xr.DataArray(
@@ -339,6 +340,15 @@ def downscale(
     if not isinstance(da.data, dsa.Array):
         result = result.compute()
     return result.to_dataset() if isinstance(obj, xr.Dataset) else result
+
+
+def _bias_label(bias_correction: Any) -> str:
+    """Provenance label of a ``bias_correction`` argument."""
+    if bias_correction is None:
+        return "none"
+    if isinstance(bias_correction, str):
+        return bias_correction
+    return "qdm-mean" if getattr(bias_correction, "preserve_mean_change", False) else "qdm"
 
 
 def conserve_blocks(

@@ -46,8 +46,15 @@ def eobs_model(eobs, tmp_path_factory):
     return esmscale.load_model(path)
 
 
-@pytest.mark.parametrize("source", ["CMIP5_Iberia_pr.nc", "NCEP_Iberia_pr.nc"])
-def test_iberia_to_eobs_grid_with_qdm(eobs, eobs_model, source):
+@pytest.mark.parametrize(
+    ("source", "bias"),
+    [
+        ("CMIP5_Iberia_pr.nc", "qdm"),
+        ("NCEP_Iberia_pr.nc", "qdm"),
+        ("CMIP5_Iberia_pr.nc", "qdm-mean"),
+    ],
+)
+def test_iberia_to_eobs_grid_with_qdm(eobs, eobs_model, source, bias):
     esm = _open(f"climate4r_iberia/{source}")[["pr"]]
     hist = _winters(esm, 1983, 1997)
     sim = _winters(esm, 1998, 2002).chunk({"time": 100})
@@ -56,7 +63,7 @@ def test_iberia_to_eobs_grid_with_qdm(eobs, eobs_model, source):
         target=eobs,
         members=2,
         seed=0,
-        bias_correction="qdm",
+        bias_correction=bias,
         reference=_winters(eobs, 1983, 1997),
         historical=hist,
     )
@@ -70,7 +77,7 @@ def test_iberia_to_eobs_grid_with_qdm(eobs, eobs_model, source):
     assert np.isfinite(pr.values[:, :, ~sea]).all()
     np.testing.assert_array_equal(pr.time.values, sim.time.values)
     assert pr.time.values[0].calendar == sim.time.values[0].calendar
-    assert pr.attrs["esmscale_bias_correction"] == "qdm"
+    assert pr.attrs["esmscale_bias_correction"] == bias
     assert pr.attrs["esmscale_model_sha256"] == eobs_model.sha256
     # the domain-mean daily series follows the input's
     out_mean = pr.mean(("member", "lat", "lon")).values

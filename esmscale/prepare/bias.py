@@ -38,6 +38,17 @@ NaN
     adjustment factors and are NaN in the output, as are cells where ``sim`` is all NaN. Other
     NaN values are ignored by the quantiles and stay NaN.
 
+Mean change
+    QDM keeps the model's change *per quantile*; those changes do not in general add up to the
+    model's change in the *mean* (weighted by the observed quantiles instead of the model's).
+    Where a model's change is concentrated in light rain, QDM can lose a large part of the mean
+    change (about a third for CNRM-CM5 RCP8.5 winters over Iberia, see ``docs/benchmarks.md``).
+    With ``preserve_mean_change=True`` each cell's corrected series is then scaled
+    (multiplicative) or shifted (additive) so that its mean equals the observed training mean
+    times (or plus) the model's own mean change relative to its training period:
+    ``mean(out) = mean(ref) * mean(sim) / mean(hist)`` (or ``mean(ref) + mean(sim) -
+    mean(hist)``), the quantile shape of QDM being kept. Dry days are set after the scaling.
+
 Limits
     Only ``group="time"`` and ``"time.month"`` (xsdba 0.7 fails on seasons missing from the
     training data; day-of-year groups clash across calendars). Every group needs at least
@@ -62,12 +73,15 @@ import xarray as xr
 from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.units import convert, quantity
 
-__all__ = ["QDMCorrector", "bias_correct"]
+__all__ = ["BIAS_CORRECTIONS", "QDMCorrector", "bias_correct"]
 
 _FORMAT = "esmscale-qdm-1"
+#: names accepted by ``bias_correction=`` (besides a trained :class:`QDMCorrector`)
+BIAS_CORRECTIONS = ("qdm", "qdm-mean")
 _CANONICAL = {"precipitation": "mm d-1", "temperature": "K"}
 _GROUPS = ("time", "time.month")
 _STATE_VARS = ("af", "hist_q")
+_MEAN_VARS = ("ref_mean", "hist_mean")
 
 
 @contextmanager
@@ -249,7 +263,7 @@ def _adjust_block(
 ) -> xr.DataArray:
     """Run xsdba's QDM adjustment on one in-memory block of ``x`` (full time axis)."""
     grid = [d for d in x.dims if d != "time"]
-    sub = state.sel({d: x[d] for d in grid})
+    sub = state[list(_STATE_VARS)].sel({d: x[d] for d in grid})
     # Cells without data (all-NaN sim, or no factors because ref was all NaN there) get dummy
     # values and are masked again below, so xsdba has nothing to warn about (warning filters
     # are process-wide and not reliable in dask's worker threads).
@@ -296,6 +310,9 @@ class QDMCorrector:
         Precipitation below this (mm/day) counts as dry (unused for temperature).
     nquantiles : int
         Number of quantiles used in training.
+    preserve_mean_change : bool
+        Scale each cell's output so that its mean change relative to the training period is the
+        model's (see the module docstring); the state then holds ``ref_mean`` and ``hist_mean``.
 
     Examples
     --------
@@ -321,6 +338,7 @@ class QDMCorrector:
     quantity: str
     dry_threshold: float
     nquantiles: int
+    preserve_mean_change: bool = False
 
     @classmethod
     def train(
@@ -333,6 +351,7 @@ class QDMCorrector:
         kind: str | None = None,
         dry_threshold: float = 0.01,
         seed: int = 0,
+        preserve_mean_change: bool = False,
     ) -> QDMCorrector:
         """Train QDM from observations ``ref`` and the model's historical run ``hist``.
 
@@ -357,6 +376,9 @@ class QDMCorrector:
             training, zero in the output).
         seed : int
             Seed of the jitter noise (training is reproducible).
+        preserve_mean_change : bool
+            Keep the model's change in each cell's mean as well as its change per quantile
+            (QDM alone keeps only the latter); see the module docstring.
 
         Returns
         -------
@@ -430,6 +452,7 @@ class QDMCorrector:
         canon = _CANONICAL[qty]
         ref_c = _to_units(ref, ref_units, canon, "ref")
         hist_c = _to_units(hist, hist_units, canon, "hist")
+        means = xr.Dataset({"ref_mean": ref_c.mean("time"), "hist_mean": hist_c.mean("time")})
         if qty == "precipitation":
             ref_c = _jitter(ref_c, dry_threshold, seed)
             hist_c = _jitter(hist_c, dry_threshold, seed + 1)
@@ -444,6 +467,8 @@ class QDMCorrector:
                 ref_c, hist_c, nquantiles=nquantiles, group=group, kind=kind
             )
             state = trained.ds[list(_STATE_VARS)].compute()
+        if preserve_mean_change:
+            state = state.assign(means.reset_coords(drop=True).compute())
         state = state.transpose(*dims, ...)
         state.attrs = {}
         return cls(
@@ -454,6 +479,7 @@ class QDMCorrector:
             quantity=qty,
             dry_threshold=float(dry_threshold),
             nquantiles=int(nquantiles),
+            preserve_mean_change=bool(preserve_mean_change),
         )
 
     def adjust(self, sim: xr.DataArray) -> xr.DataArray:
@@ -521,6 +547,8 @@ class QDMCorrector:
         else:
             # one task per spatial chunk, so xsdba's warnings can be filtered where it runs
             scen = xr.map_blocks(_adjust_block, x, kwargs=kwargs, template=x.astype(dtype))
+        if self.preserve_mean_change:
+            scen = self._match_mean_change(scen, x)
         if self.quantity == "precipitation":
             scen = scen.where(scen.isnull() | (scen >= self.dry_threshold), 0.0)
         valid = self.state["af"].notnull().any([d for d in self.state["af"].dims if d not in dims])
@@ -534,10 +562,21 @@ class QDMCorrector:
             bias_adjustment=(
                 f"xsdba QuantileDeltaMapping(kind={self.kind!r}, group={self.group!r}, "
                 f"nquantiles={self.nquantiles}) via esmscale.prepare.bias.QDMCorrector"
+                + (", mean change preserved per cell" if self.preserve_mean_change else "")
             ),
         )
         scen.attrs = attrs
         return scen
+
+    def _match_mean_change(self, scen: xr.DataArray, sim: xr.DataArray) -> xr.DataArray:
+        """Scale or shift each cell so that its mean change is the model's (canonical units)."""
+        ref_mean, hist_mean = self.state["ref_mean"], self.state["hist_mean"]
+        have = scen.mean("time")
+        if self.kind == "*":
+            want = ref_mean * sim.mean("time") / hist_mean
+            factor = (want / have).where((have > 0) & (hist_mean > 0), 1.0)
+            return scen * factor
+        return scen + (ref_mean + sim.mean("time") - hist_mean - have)
 
     @property
     def _prop(self) -> str:
@@ -572,6 +611,7 @@ class QDMCorrector:
             "quantity": self.quantity,
             "dry_threshold": self.dry_threshold,
             "nquantiles": self.nquantiles,
+            "preserve_mean_change": int(self.preserve_mean_change),
             "method": "xsdba.QuantileDeltaMapping (Cannon et al. 2015)",
         }
         p = Path(path)
@@ -598,6 +638,12 @@ class QDMCorrector:
                 f"{str(p)!r} is not an esmscale QDM state (format {_FORMAT!r}); write it with "
                 "QDMCorrector.save()."
             )
+        preserve = bool(int(attrs.get("preserve_mean_change", 0)))
+        if preserve and any(v not in ds for v in _MEAN_VARS):
+            raise EsmscaleError(
+                f"{str(p)!r} says preserve_mean_change but lacks {list(_MEAN_VARS)}; "
+                "retrain and save it again with QDMCorrector.train(..., preserve_mean_change=True)."
+            )
         ds.attrs = {}
         return cls(
             state=ds,
@@ -607,6 +653,7 @@ class QDMCorrector:
             quantity=str(attrs["quantity"]),
             dry_threshold=float(attrs["dry_threshold"]),
             nquantiles=int(attrs["nquantiles"]),
+            preserve_mean_change=preserve,
         )
 
 
@@ -623,9 +670,10 @@ def bias_correct(
     """Apply QDM to ``fine`` (already on the target grid); the result is in ``units``.
 
     ``bias_correction`` is ``"qdm"`` (trained here on ``reference``, the observations, and
-    ``historical``, the ESM's historical run regridded onto the reference grid) or a trained
-    :class:`QDMCorrector`. Used by :func:`esmscale.pipeline.downscale` and the
-    ``"qdm-bilinear"`` baseline so that both train and apply QDM the same way.
+    ``historical``, the ESM's historical run regridded onto the reference grid), ``"qdm-mean"``
+    (the same with ``preserve_mean_change=True``) or a trained :class:`QDMCorrector`. Used by
+    :func:`esmscale.pipeline.downscale` and the ``"qdm-bilinear"`` baseline so that both train
+    and apply QDM the same way.
     """
     from esmscale.prepare.inputs import select_variable
     from esmscale.prepare.regrid import regrid
@@ -637,20 +685,25 @@ def bias_correct(
 
     corrector = bias_correction
     if isinstance(corrector, str):
-        if corrector != "qdm":
-            raise EsmscaleError(f"bias_correction={corrector!r} is not known; use None or 'qdm'.")
+        if corrector not in BIAS_CORRECTIONS:
+            raise EsmscaleError(
+                f"bias_correction={corrector!r} is not known; use None, "
+                f"{' or '.join(map(repr, BIAS_CORRECTIONS))} or a trained QDMCorrector."
+            )
         if reference is None or historical is None:
             raise EsmscaleError(
-                "bias_correction='qdm' needs reference= (observations on the target grid) "
+                f"bias_correction={corrector!r} needs reference= (observations on the target grid) "
                 "and historical= (the ESM's historical run), or a trained QDMCorrector."
             )
         ref = pick(reference)
         corrector = QDMCorrector.train(
-            ref, regrid(pick(historical), ref, method=regrid_method, mask=True)
+            ref,
+            regrid(pick(historical), ref, method=regrid_method, mask=True),
+            preserve_mean_change=corrector == "qdm-mean",
         )
     if not isinstance(corrector, QDMCorrector):
         raise EsmscaleError(
-            "bias_correction must be None, 'qdm' or a QDMCorrector, got "
+            "bias_correction must be None, 'qdm', 'qdm-mean' or a QDMCorrector, got "
             f"{type(corrector).__name__}."
         )
     out = corrector.adjust(fine)

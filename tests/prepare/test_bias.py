@@ -8,7 +8,7 @@ import xarray as xr
 
 from esmscale import EsmscaleWarning
 from esmscale.errors import EsmscaleError
-from esmscale.prepare.bias import QDMCorrector
+from esmscale.prepare.bias import QDMCorrector, bias_correct
 from tests.conftest import sample_data
 
 DATA = Path(
@@ -100,6 +100,45 @@ def test_pr_relative_change_preserved(pr):
     np.testing.assert_allclose(ratio, 1.2, atol=0.04)
 
 
+def test_plain_qdm_loses_mean_change_in_light_rain_unless_asked(pr):
+    """QDM keeps per-quantile changes; they need not add up to the change in the mean."""
+    ref, hist, qdm = pr
+    # future: the model's drizzle days (below its 60th percentile, which QDM maps onto the
+    # observations' dry days) get 0.5 mm/day more; heavier days are unchanged
+    light = hist < float(hist.quantile(0.6))
+    future = hist.where(~light, hist + 0.5)
+    model_change = float(future.mean() / hist.mean()) - 1.0
+    plain = float(qdm.adjust(future).mean() / qdm.adjust(hist).mean()) - 1.0
+    assert model_change > 0.1
+    assert abs(plain / model_change - 1.0) > 0.5  # the mean change is not kept by QDM alone
+    kept = QDMCorrector.train(ref, hist, preserve_mean_change=True)
+    assert kept.preserve_mean_change
+    base, fut = kept.adjust(hist), kept.adjust(future)
+    land = ~np.isnan(base[0].values)
+    cell = (fut.mean("time") / base.mean("time")).values[land]
+    want = (future.mean("time") / hist.mean("time")).values[land]
+    np.testing.assert_allclose(cell, want, rtol=0.01)
+    # the training period itself keeps the observed mean per cell
+    np.testing.assert_allclose(
+        base.mean("time").values[land], ref.mean("time").values[land], rtol=0.01
+    )
+    # the quantile shape of QDM is kept: in-sample quantiles still match the observations
+    np.testing.assert_allclose(pooled_quantiles(base), pooled_quantiles(ref), rtol=0.05, atol=0.05)
+    assert float(fut.min()) >= 0.0
+    assert "mean change preserved" in fut.attrs["bias_adjustment"]
+
+
+def test_temperature_mean_change_preserved_additive():
+    rng = np.random.default_rng(8)
+    ref = field(rng.normal(280.0, 5.0, (NT, NY, NX)), "K")
+    hist = field(rng.gamma(2.0, 2.0, (NT, NY, NX)), "degC")
+    qdm = QDMCorrector.train(ref, hist, nquantiles=50, preserve_mean_change=True)
+    skewed = hist + hist**2 / 20.0  # a change that differs by quantile
+    change = (skewed - hist).mean("time").values
+    out = (qdm.adjust(skewed) - qdm.adjust(hist)).mean("time").values
+    np.testing.assert_allclose(out, change, rtol=1e-4, atol=1e-4)
+
+
 def test_temperature_additive_change_preserved():
     rng = np.random.default_rng(7)
     ref = field(rng.normal(280.0, 5.0, (NT, NY, NX)), "K")
@@ -112,6 +151,31 @@ def test_temperature_additive_change_preserved():
     assert float(base.mean()) == pytest.approx(280.0, abs=0.3)
     assert float(base.std()) == pytest.approx(5.0, abs=0.2)
     np.testing.assert_allclose((warmer - base).mean("time").values, 2.0, atol=0.05)
+
+
+def test_save_load_roundtrip_mean_change(pr, tmp_path):
+    ref, hist, _ = pr
+    qdm = QDMCorrector.train(ref, hist, preserve_mean_change=True)
+    qdm.save(tmp_path / "q.nc")
+    back = QDMCorrector.load(tmp_path / "q.nc")
+    assert back.preserve_mean_change
+    np.testing.assert_array_equal(qdm.adjust(hist * 0.9).values, back.adjust(hist * 0.9).values)
+    # a file that claims the option but lacks the means is refused with the fix
+    ds = xr.open_dataset(tmp_path / "q.nc").load()
+    ds.drop_vars(["ref_mean", "hist_mean"]).to_netcdf(tmp_path / "bad.nc")
+    with pytest.raises(EsmscaleError, match="retrain"):
+        QDMCorrector.load(tmp_path / "bad.nc")
+
+
+def test_bias_correct_names(pr):
+    ref, hist, _ = pr
+    with pytest.raises(EsmscaleError, match="'qdm' or 'qdm-mean'"):
+        bias_correct(hist, "qm", units="mm day-1", reference=ref, historical=hist)
+    with pytest.raises(EsmscaleError, match="needs reference="):
+        bias_correct(hist, "qdm-mean", units="mm day-1")
+    out = bias_correct(hist * 0.8, "qdm-mean", units="mm s-1", reference=ref, historical=hist)
+    assert out.attrs["units"] == "mm s-1"
+    assert "mean change preserved" in out.attrs["bias_adjustment"]
 
 
 def test_save_load_roundtrip(pr, tmp_path):
@@ -256,3 +320,26 @@ def test_iberia_eobs_cmip5():
 
     raw, adj = p95_bias(sim * 86400.0), p95_bias(out)
     assert adj < 0.8 * raw, (raw, adj)
+
+
+def test_iberia_rcp85_mean_change_kept_only_with_preserve_mean_change():
+    """CNRM-CM5's winter drying sits in light rain: plain QDM loses a third of it."""
+    sample_data("climate4r_iberia/CMIP5_Iberia_pr_rcp85.nc")
+    obs = open_pr("EOBS_Iberia_pr.nc")
+    grid = {"lat": obs.lat, "lon": obs.lon, "kwargs": {"fill_value": "extrapolate"}}
+    hist = open_pr("CMIP5_Iberia_pr.nc").interp(**grid)
+    fut = open_pr("CMIP5_Iberia_pr_rcp85.nc").interp(**grid)
+    land = obs.notnull().any("time")
+    esm_change = float(fut.where(land).mean() / hist.where(land).mean()) - 1.0
+    assert esm_change < -0.05
+
+    def kept(corrector):
+        f, h = corrector.adjust(fut), corrector.adjust(hist)
+        return (float(f.mean() / h.mean()) - 1.0) / esm_change
+
+    ref, train = winters(obs, 1983, 1997), winters(hist, 1983, 1997)
+    plain = kept(QDMCorrector.train(ref, train))
+    mean_kept = kept(QDMCorrector.train(ref, train, preserve_mean_change=True))
+    assert plain < 0.8, plain
+    # per cell the change is exact; the domain mean weights cells by the observed climatology
+    assert 0.95 <= mean_kept <= 1.15, mean_kept
