@@ -35,6 +35,7 @@ from esmscale.datasets.navier_stokes import navier_stokes
 from esmscale.forecast import ForecastConfig, fit, forecast
 from esmscale.forecast import metrics as M
 from esmscale.forecast.data import segments, window_starts
+from esmscale.forecast.forecaster import NETWORKS
 from esmscale.models.forecast_baselines import FNOConfig, SimVPConfig
 from esmscale.models.pastnet import PastNetConfig
 
@@ -84,16 +85,34 @@ TASKS = {
 }
 
 
-def _models(quick: bool, ablations: bool) -> dict[str, Any]:
+def _count(cfg: Any) -> int:
+    return sum(p.numel() for p in NETWORKS[cfg.kind](cfg).parameters())
+
+
+def _matched(cfg: Any, field: str, values: range, target: int) -> Any:
+    """``cfg`` with ``field`` set so that its parameter count is closest to ``target``."""
+    return min((cfg.replace(**{field: v}) for v in values), key=lambda c: abs(_count(c) - target))
+
+
+def _models(quick: bool, ablations: bool, t_in: int, t_out: int) -> dict[str, Any]:
     small = (
         {"embed_dim": 32, "hidden": 16, "translator_hidden": 32, "num_codes": 64} if quick else {}
     )
-    pn = PastNetConfig(**small)
+    pn = PastNetConfig(t_in=t_in, t_out=t_out, **small)
+    if quick:
+        simvp, fno = SimVPConfig(translator_hidden=32), FNOConfig(width=16, modes=6)
+    else:  # baselines at PastNet's parameter budget (its code dim taken as 16 here)
+        budget = _count(pn.replace(code_dim=16))
+        simvp = _matched(
+            SimVPConfig(t_in=t_in, t_out=t_out, hidden=32), "translator_hidden",
+            range(16, 161, 8), budget,
+        )  # fmt: skip
+        fno = _matched(FNOConfig(t_in=t_in, t_out=t_out), "width", range(6, 33), budget)
     models = {
         "pastnet": pn,
         "pastnet_residual": pn.replace(residual=True),
-        "simvp": SimVPConfig(translator_hidden=32) if quick else SimVPConfig(),
-        "fno": FNOConfig(width=16, modes=6) if quick else FNOConfig(),
+        "simvp": simvp,
+        "fno": fno,
     }
     if ablations or quick:
         models |= {
