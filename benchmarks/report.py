@@ -253,6 +253,26 @@ def main() -> None:
                 'the observed distribution weights less; use `bias_correction="qdm-mean"` '
                 "when the mean change matters"
             )
+        qm_only = ib.get("rcp85_change_ratio_qdm_mean_only")
+        if qm_only and abs(ib["rcp85_change_ratio"] / qm_only - 1.0) > 0.05:
+            notes.append(
+                f"the network itself changes the signal it is given: QDM with the mean change "
+                f"kept gives {qm_only:.2f} of the ESM's change and the CM after it "
+                f"{ib['rcp85_change_ratio']:.2f} (CM alone on the raw ESM: "
+                f"{ib['rcp85_change_ratio_cm_only']:.2f}), so the CM's output mean is not "
+                "proportional to its input's"
+            )
+        if abs(ib["wet_freq_err_qdm"]) < abs(ib["wet_freq_err_cm"]):
+            notes.append(
+                f"bilinear + QDM matches the observed wet-day frequency more closely in (a) "
+                f"({ib['wet_freq_err_qdm']:+.3f} vs the CM's {ib['wet_freq_err_cm']:+.3f})"
+            )
+        if ib["spread_skill"] < 0.8 or ib["rank_flatness"] > 10:
+            notes.append(
+                f"the CM ensemble is somewhat under-dispersive in (a): spread-skill "
+                f"{ib['spread_skill']:.2f} and a rank histogram far from flat (delta "
+                f"{ib['rank_flatness']:.0f}); the truth falls outside the ensemble too often"
+            )
         if not 0.9 <= ib["rcp85_change_ratio"] <= 1.1:
             notes.append(
                 f"the downscaled RCP8.5 change is {ib['rcp85_change_ratio']:.2f} of the ESM's"
