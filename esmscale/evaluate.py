@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from esmscale import metrics as M
 from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
+from esmscale.metrics import checks as C
 from esmscale.report import (
     MapPanel,
     find_coastlines,
@@ -107,7 +108,7 @@ def _check_results(results: Any) -> dict[str, xr.DataArray]:
     for name, value in results.items():
         if not isinstance(name, str) or not name:
             raise EsmscaleError(f"results keys must be non-empty method names, got {name!r}.")
-        out[name] = M._as_dataarray(value, f"results[{name!r}]")
+        out[name] = C.as_dataarray(value, f"results[{name!r}]")
     return out
 
 
@@ -175,7 +176,7 @@ def _standard_times(da: xr.DataArray, tdim: str | None) -> xr.DataArray:
     """Standard-calendar cftime axes as numpy datetimes (as align_to_obs does)."""
     if tdim is None or tdim not in da.coords:
         return da
-    idx = M._time_index(da, tdim)
+    idx = C.time_index(da, tdim)
     return da if idx is da.indexes[tdim] else da.assign_coords({tdim: idx})
 
 
@@ -199,14 +200,14 @@ def _input_snapshot(
     coarse: xr.DataArray, o: xr.DataArray, tdim: str | None, map_time: Any
 ) -> xr.DataArray | None:
     """The coarse input at ``map_time`` (None if it does not have that time)."""
-    clat, clon = M._latlon(coarse, "coarse")
-    ct = M._time_dim(coarse, clat, clon, "coarse")
+    clat, clon = C.latlon_dims(coarse, "coarse")
+    ct = C.time_dim(coarse, clat, clon, "coarse")
     if tdim is None or ct is None:
         return coarse if ct is None else coarse.isel({ct: 0})
     if map_time is None:
         return None
     try:
-        _, c = M._common_times(o.sel({tdim: [map_time]}), tdim, coarse, ct, "obs", "coarse")
+        _, c = C.common_times(o.sel({tdim: [map_time]}), tdim, coarse, ct, "obs", "coarse")
     except EsmscaleError:
         return None
     return c.isel({tdim: 0})
@@ -284,9 +285,9 @@ def evaluate(
     (2, 0.0)
     """
     res = _check_results(results)
-    o = M._as_dataarray(obs, "obs")
-    lat, lon = M._latlon(o, "obs")
-    tdim = M._time_dim(o, lat, lon, "obs")
+    o = C.as_dataarray(obs, "obs")
+    lat, lon = C.latlon_dims(o, "obs")
+    tdim = C.time_dim(o, lat, lon, "obs")
     o = _standard_times(o, tdim)
     coast = find_coastlines() if maps else None
     curve = _crps_curve(crps_vs_t)
@@ -295,8 +296,8 @@ def evaluate(
     aligned = {n: M.align_to_obs(r, o, what=f"results[{n!r}]") for n, r in res.items()}
     c_da: xr.DataArray | None = None
     if coarse is not None:
-        c_da = M._as_dataarray(coarse, "coarse")
-        clat, _ = M._latlon(c_da, "coarse")
+        c_da = C.as_dataarray(coarse, "coarse")
+        clat, _ = C.latlon_dims(c_da, "coarse")
         if factor is None:
             factor = int(o.sizes[lat]) // max(int(c_da.sizes[clat]), 1)
     if k_star is not None:

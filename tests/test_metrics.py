@@ -326,7 +326,13 @@ def test_other_bad_inputs_are_errors():
 
 def test_docstring_examples():
     import doctest
+    import importlib
+    import pkgutil
 
-    result = doctest.testmod(M, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 20
-    assert result.failed == 0
+    attempted = 0
+    for info in pkgutil.iter_modules(M.__path__):
+        module = importlib.import_module(f"{M.__name__}.{info.name}")
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted > 20
