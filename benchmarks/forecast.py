@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,10 @@ TASKS = {
     "eobs_tas": _eobs_tas,
     "balearic_pr": _balearic_pr,
 }
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _count(cfg: Any) -> int:
@@ -156,6 +161,7 @@ def _score(
 
 def run_task(name: str, quick: bool) -> dict[str, Any]:
     torch.set_num_threads(1)
+    _log(f"{name}: building the data")
     task = TASKS[name](quick)
     da, t_in, t_out = task["da"], task["t_in"], task["t_out"]
     n = da.sizes["time"]
@@ -175,7 +181,7 @@ def run_task(name: str, quick: bool) -> dict[str, Any]:
                               "test_windows": int(starts.size), "models": {}}  # fmt: skip
     for model_name, mcfg in [
         *[(b, None) for b in BASELINES],
-        *_models(quick, bool(task.get("ablations"))).items(),
+        *_models(quick, bool(task.get("ablations")), t_in, t_out).items(),
     ]:
         t0 = time.perf_counter()
         if mcfg is None:
@@ -184,6 +190,7 @@ def run_task(name: str, quick: bool) -> dict[str, Any]:
         else:
             m = fit(mcfg.kind, train_da, base.replace(model=mcfg, name=model_name), progress=False)
         train_s = time.perf_counter() - t0
+        _log(f"{name}: {model_name} trained in {train_s:.0f} s")
         t0 = time.perf_counter()
         fc = forecast(test, m, lead=t_out, init=inits, chunk_size=64).compute().values
         infer_s = (time.perf_counter() - t0) / max(starts.size, 1)
@@ -223,8 +230,15 @@ def main() -> None:
     if args.jobs > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            futures = {n: pool.submit(run_task, n, args.quick) for n in names}
-            results: dict[str, Any] = {n: f.result() for n, f in futures.items()}
+            futures = {pool.submit(run_task, n, args.quick): n for n in names}
+            done: dict[str, Any] = {}
+            for fut in as_completed(futures):
+                if fut.exception() is not None:  # say so now: the pool waits for the others
+                    _log(f"task {futures[fut]} failed: {fut.exception()!r}")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                done[futures[fut]] = fut.result()
+                _log(f"task {futures[fut]} done")
+            results: dict[str, Any] = {n: done[n] for n in names}
     else:
         results = {n: run_task(n, args.quick) for n in names}
     results["seconds"] = round(time.perf_counter() - t0, 1)
