@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from _report_sections import forecast_section, visionkit_section
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs"
@@ -281,43 +283,10 @@ def main() -> None:
         lines.append("")
     vk = _load("visionkit") or _load("visionkit_quick")
     if vk:
-
-        def ms(key: str) -> str:
-            return f"{vk[key]['mean']:.3f} +- {vk[key]['std']:.3f}"
-
-        quick = " (quick run)" if vk.get("quick") else ""
-        lines += [
-            f"## visionkit (`benchmarks/visionkit.py`){quick}",
-            "",
-            _env(vk),
-            "",
-            f"Mean +- std over {len(vk['mope_acc']['values'])} seeds; details in "
-            "`docs/visionkit/benchmarks.md`.",
-            "",
-            "| comparison | method | baseline(s) |",
-            "|---|---|---|",
-            f"| entailment accuracy | MoPE {ms('mope_acc')} | prompt tuning "
-            f"{ms('prompt_tuning_acc')}, late fusion {ms('late_fusion_acc')} |",
-            f"| worst-group accuracy (shifted shapes) | invariant TTA "
-            f"{ms('tta_worst_group_acc')} | TPT {ms('tpt_worst_group_acc')}, zero-shot "
-            f"{ms('zeroshot_worst_group_acc')} |",
-            f"| person retrieval Rank-1 | UIT (all losses) {ms('uit_rank1')} | baseline "
-            f"{ms('baseline_rank1')} |",
-            "",
-        ]
-    for name, title in (("forecast", "Forecasting"),):
-        r = _load(name) or _load(f"{name}_quick")
-        if r:
-            lines += [
-                f"## {title} (`benchmarks/{name}.py`)",
-                "",
-                _env(r),
-                "",
-                f"Full tables: see `docs/{'forecast.md' if name == 'forecast' else 'visionkit/'}`"
-                f"; raw figures in `benchmarks/results/{name}{'_quick' if r.get('quick') else ''}"
-                ".json`.",
-                "",
-            ]
+        lines += visionkit_section(vk, _env(vk))
+    fc = _load("forecast") or _load("forecast_quick")
+    if fc:
+        lines += forecast_section(fc, _env(fc))
     (DOCS / "benchmarks.md").write_text("\n".join(lines))
     print(f"wrote {DOCS / 'benchmarks.md'}")
 
