@@ -125,11 +125,12 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
 
     t0 = time.perf_counter()
     chunks = _parse_chunks(a.chunks)
-    ds = open_dataset(a.input)
+    root = a.catalog_root
+    ds = open_dataset(a.input, root)
     da = select_variable(ds, a.variable)
     tchunk = chunks.pop("time", None)
     da = da.chunk({da.dims[0]: tchunk or 30})
-    target = open_dataset(a.target) if a.target else None
+    target = open_dataset(a.target, root) if a.target else None
     kwargs = {}
     if a.bias_correction:
         if not (a.reference and a.historical):
@@ -141,8 +142,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
             )
         kwargs = {
             "bias_correction": a.bias_correction,
-            "reference": open_dataset(a.reference),
-            "historical": open_dataset(a.historical),
+            "reference": open_dataset(a.reference, root),
+            "historical": open_dataset(a.historical, root),
         }
         if target is None:
             target = kwargs["reference"]
@@ -328,7 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
         "written to Zarr (template first, then chunks; --resume fills in missing "
         "chunks of an interrupted run).",
     )
-    w.add_argument("input", help="NetCDF file, Zarr store or glob of NetCDF files")
+    w.add_argument(
+        "input",
+        help="NetCDF file, Zarr store, glob of NetCDF files, or a catalog entry "
+        "CATALOG.json?facet=value&... (also for --target, --reference, --historical)",
+    )
+    w.add_argument(
+        "--catalog-root",
+        default=None,
+        help="folder that a catalog's relative asset paths are resolved against (default: "
+        "$ESMSCALE_CATALOG_ROOT, else the catalog's folder)",
+    )
     w.add_argument("--model", default="synthetic-pr-4x", help="model name or checkpoint path")
     w.add_argument("--output", required=True, help="output Zarr store (OUT.zarr)")
     w.add_argument("--variable", default=None, help="variable name if the input has several")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from esmscale import ConsistencyModel
 from esmscale.cli import build_parser, main
 from esmscale.datasets import synthetic_esm, synthetic_precip
 from esmscale.io import is_complete
+from tests.conftest import sample_data
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +203,32 @@ def test_console_script_runs():
     )
     assert res.returncode == 0
     assert "downscale" in res.stdout
+
+
+def test_downscale_from_catalog_entries(tiny_model, tmp_path, capsys):
+    """Input, target, reference and historical all given as intake-esm catalog entries."""
+    sample_data("climate4r_iberia/CMIP5_Iberia_pr_rcp85.nc")
+    repo = Path(__file__).resolve().parents[1]
+    data = Path(os.environ.get("ESMSCALE_DATA", repo.parent / "shared" / "data"))
+    cat = repo / "catalogs" / "climate4r_iberia.json"
+    out = tmp_path / "cat.zarr"
+    args = [
+        "downscale",
+        f"{cat}?source_id=CNRM-CM5&experiment_id=rcp85&variable_id=pr",
+        "--target", f"{cat}?source_id=E-OBS&variable_id=pr",
+        "--catalog-root", str(data),
+        "--model", str(tiny_model),
+        "--output", str(out),
+        "--members", "1",
+        "--chunks", "time=200",
+        "--quiet",
+    ]  # fmt: skip
+    assert main(args) == 0
+    res = xr.open_zarr(out, consolidated=False)
+    assert res.pr.sizes["lat"] == 19 and res.pr.sizes["time"] == 1804
+    capsys.readouterr()
+    bad = [*args[:2], "--catalog-root", str(data), "--model", str(tiny_model),
+           "--output", str(tmp_path / "bad.zarr"), "--quiet"]  # fmt: skip
+    bad[1] = f"{cat}?source_id=MPI-ESM"
+    assert main(bad) == 2
+    assert "available values" in capsys.readouterr().err

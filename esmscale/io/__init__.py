@@ -1,4 +1,7 @@
-"""Where results leave and models are stored: safetensors checkpoints (no pickle)."""
+"""Files in and out: safetensors checkpoints (no pickle), Zarr output with resume, and
+intake-esm catalogs (:mod:`esmscale.io.catalog`, loaded safely; intake-esm itself is imported
+only when a catalog is read).
+"""
 
 from esmscale.io.checkpoint import (
     FORMAT_VERSION,

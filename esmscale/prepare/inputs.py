@@ -10,14 +10,27 @@ import numpy as np
 import xarray as xr
 
 from esmscale.errors import EsmscaleError
+from esmscale.io.catalog import open_catalog_dataset, parse_catalog_uri
 from esmscale.units import convert
 
 __all__ = ["field_values", "grid_spacing", "open_dataset", "select_variable"]
 
 
-def open_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
-    """Open a NetCDF file, a Zarr store or a glob of NetCDF files (times decoded with cftime)."""
+def open_dataset(
+    path: str | os.PathLike[str], catalog_root: str | os.PathLike[str] | None = None
+) -> xr.Dataset:
+    """Open a NetCDF file, a Zarr store, a glob of NetCDF files or a catalog entry.
+
+    Times are decoded with cftime. A catalog entry is written ``CATALOG.json?facet=value&...``
+    (an intake-esm collection, see :mod:`esmscale.io.catalog`); its relative asset paths are
+    resolved against ``catalog_root``, else ``$ESMSCALE_CATALOG_ROOT``, else the catalog's
+    folder.
+    """
     p = str(path)
+    parsed = parse_catalog_uri(p)
+    if parsed is not None:
+        root = catalog_root or os.environ.get("ESMSCALE_CATALOG_ROOT") or None
+        return open_catalog_dataset(parsed[0], root=root, **parsed[1])
     coder = xr.coders.CFDatetimeCoder(use_cftime=True)
     if any(c in p for c in "*?["):
         files = sorted(glob.glob(p))  # noqa: PTH207 - patterns may span folders
