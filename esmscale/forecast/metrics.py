@@ -1,5 +1,7 @@
 """Forecast verification on float fields (NaN cells ignored): RMSE, MAE, SSIM, PSNR, CSI, FSS.
 
+MAE is :func:`esmscale.metrics.kernels.mae`, shared with the downscaling metrics.
+
 All functions take ``forecast`` and ``truth`` arrays of the same shape ``(..., y, x)``; NaN in
 either is excluded. PSNR and SSIM use float data with an explicit ``data_range`` (uint8 PSNR
 wraps around and inflates scores). Pure numpy/scipy.
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, uniform_filter
+
+from esmscale.metrics.kernels import mae  # the same kernel as the downscaling metrics
 
 __all__ = ["csi", "fss", "mae", "psnr", "relative_l2", "rmse", "ssim"]
 
@@ -29,12 +33,6 @@ def rmse(forecast: np.ndarray, truth: np.ndarray) -> float:
     """
     f, t = _valid(forecast, truth)
     return float(np.sqrt(np.mean((f - t) ** 2)))
-
-
-def mae(forecast: np.ndarray, truth: np.ndarray) -> float:
-    """Mean absolute error."""
-    f, t = _valid(forecast, truth)
-    return float(np.mean(np.abs(f - t)))
 
 
 def relative_l2(forecast: np.ndarray, truth: np.ndarray) -> float:
