@@ -148,6 +148,11 @@ def run(quick: bool) -> dict[str, object]:
         return float(M.quantile_errors(r, truth, [qq], relative=True).values[0])
 
     wet_obs = float(M.wet_day_fraction(truth))
+
+    def mean_bias(r: xr.DataArray) -> float:
+        """Relative bias of the domain mean over cells and days where the truth exists."""
+        return float(r.where(truth.notnull()).mean()) / float(truth.mean()) - 1.0
+
     a = {
         "crps_cm": float(M.fair_crps(res_cm, truth)),
         "crps_noise_only": float(M.fair_crps(res_ctrl, truth)),
@@ -162,6 +167,9 @@ def run(quick: bool) -> dict[str, object]:
         "q99_err_qdm": q(res_bq, 0.99),
         "wet_freq_err_cm": float(M.wet_day_fraction(res_cm)) - wet_obs,
         "wet_freq_err_qdm": float(M.wet_day_fraction(res_bq)) - wet_obs,
+        "mean_bias_cm": mean_bias(res_cm),
+        "mean_bias_qdm": mean_bias(res_bq),
+        "mean_bias_interp": mean_bias(res_bl),
         "days": int(truth.sizes["time"]),
         "members": members,
     }
@@ -197,6 +205,7 @@ def run(quick: bool) -> dict[str, object]:
                 for qq, x, y in zip(qs, qr, qo, strict=True)
             },
             "wet_freq_err": float(M.wet_day_fraction(r)) - float(M.wet_day_fraction(ref)),
+            "mean_err_rel": float(r.mean()) / float(ref.mean()) - 1.0,
             "psd_err": float(M.psd_error(M.radial_psd(r), psd_ref, k_min=k_star)),
         }
 

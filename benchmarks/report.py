@@ -183,14 +183,22 @@ def main() -> None:
             f"| q99 relative error | {ib['q99_err_cm']:+.3f} | {ib['q99_err_qdm']:+.3f} | | |",
             f"| wet-day frequency error | {ib['wet_freq_err_cm']:+.3f} | "
             f"{ib['wet_freq_err_qdm']:+.3f} | | |",
+            *(
+                [
+                    f"| domain-mean relative bias | {ib['mean_bias_cm']:+.3f} | "
+                    f"{ib['mean_bias_qdm']:+.3f} | {ib['mean_bias_interp']:+.3f} | |"
+                ]
+                if "mean_bias_cm" in ib
+                else []
+            ),
             f"| spread-skill ratio | {ib['spread_skill']:.3f} | | | |",
             f"| rank-histogram flatness (delta, 1 = flat) | {ib['rank_flatness']:.3g} | | | |",
             "",
             "### (b) CNRM-CM5 historical vs E-OBS distributions (1998-2002)",
             "",
             "| method | q50 | q90 | q95 | q99 | q99.9 error (mm/day) | wet-day freq error | "
-            "PSD error |",
-            "|---|---|---|---|---|---|---|---|",
+            "PSD error | mean relative error |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name in ("bilinear", "qdm", "cm", "cm_qdm", "cm_qdm_mean"):
             if name not in h:
@@ -200,7 +208,7 @@ def main() -> None:
                 f"| {name} | {r['q50_err_mm']:+.2f} | {r['q90_err_mm']:+.2f} | "
                 f"{r['q95_err_mm']:+.2f} | {r['q99_err_mm']:+.2f} | "
                 f"{r['q99.9_err_mm']:+.2f} | {r['wet_freq_err']:+.3f} | "
-                f"{r['psd_err']:.3f} |"
+                f"{r['psd_err']:.3f} | {r.get('mean_err_rel', float('nan')):+.3f} |"
             )
         lines += [
             "",
@@ -263,6 +271,13 @@ def main() -> None:
                 f"{ib['rcp85_change_ratio']:.2f} (CM alone on the raw ESM: "
                 f"{ib['rcp85_change_ratio_cm_only']:.2f}), so the CM's output mean is not "
                 "proportional to its input's"
+            )
+        if "mean_bias_cm" in ib and abs(ib["mean_bias_cm"]) > abs(ib["mean_bias_qdm"]):
+            notes.append(
+                f"the CM is drier than its input: its domain mean is {ib['mean_bias_cm']:+.1%} "
+                f"off the observed in (a), bilinear + QDM {ib['mean_bias_qdm']:+.1%}; the "
+                "network damps intense days (at t* = "
+                f"{ib['t_star']:.2f} the prior pulls heavy rain toward typical values)"
             )
         if abs(ib["wet_freq_err_qdm"]) < abs(ib["wet_freq_err_cm"]):
             notes.append(
