@@ -180,11 +180,10 @@ def visionkit_section(vk: dict[str, Any], env: str) -> list[str]:
         ("tta", "invariant TTA"),
     ):
         sec = vk.get(f"{key}_seconds_per_image")
+        per_image = "-" if sec is None else f"{sec:.4f}"
         lines.append(
             f"| {label} | {_ms(vk, f'{key}_acc')} | {_ms(vk, f'{key}_worst_group_acc')} | "
-            f"{sec:.4f} |"
-            if sec is not None
-            else f"| {label} | {_ms(vk, f'{key}_acc')} | {_ms(vk, f'{key}_worst_group_acc')} | - |"
+            f"{per_image} |"
         )
     lines += [
         "",

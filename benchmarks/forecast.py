@@ -91,7 +91,7 @@ def _log(message: str) -> None:
 
 
 def _count(cfg: Any) -> int:
-    return sum(p.numel() for p in NETWORKS[cfg.kind](cfg).parameters())
+    return int(NETWORKS[cfg.kind](cfg).num_parameters())
 
 
 def _matched(cfg: Any, field: str, values: range, target: int) -> Any:

@@ -123,50 +123,11 @@ def test_synth_train_calibrate(tmp_path, capsys):
     assert main(["synth", str(obs), "--ny", "32", "--nx", "32", "--days", "30"]) == 0
     assert main(["synth", str(held), "--ny", "32", "--nx", "32", "--days", "4", "--seed", "9"]) == 0
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(obs),
-                "--output",
-                str(run),
-                "--steps",
-                "4",
-                "--batch-size",
-                "2",
-                "--patch-size",
-                "16",
-                "--channels",
-                "8",
-                "16",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    train = ["train", str(obs), "--output", str(run), "--steps", "4", "--batch-size", "2",
+             "--patch-size", "16", "--channels", "8", "16", "--quiet"]  # fmt: skip
+    assert main(train) == 0
     assert (run / "model" / "model.safetensors").exists()
-    assert (
-        main(
-            [
-                "train",
-                str(obs),
-                "--output",
-                str(run),
-                "--steps",
-                "4",
-                "--batch-size",
-                "2",
-                "--patch-size",
-                "16",
-                "--channels",
-                "8",
-                "16",
-                "--quiet",
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert main([*train, "--resume"]) == 0
     cal = tmp_path / "cal"
     assert (
         main(

@@ -452,7 +452,12 @@ class QDMCorrector:
         canon = _CANONICAL[qty]
         ref_c = _to_units(ref, ref_units, canon, "ref")
         hist_c = _to_units(hist, hist_units, canon, "hist")
-        means = xr.Dataset({"ref_mean": ref_c.mean("time"), "hist_mean": hist_c.mean("time")})
+        # per-cell training means (before the dry-day jitter), kept only when asked for
+        means = (
+            xr.Dataset({"ref_mean": ref_c.mean("time"), "hist_mean": hist_c.mean("time")})
+            if preserve_mean_change
+            else None
+        )
         if qty == "precipitation":
             ref_c = _jitter(ref_c, dry_threshold, seed)
             hist_c = _jitter(hist_c, dry_threshold, seed + 1)
@@ -467,7 +472,7 @@ class QDMCorrector:
                 ref_c, hist_c, nquantiles=nquantiles, group=group, kind=kind
             )
             state = trained.ds[list(_STATE_VARS)].compute()
-        if preserve_mean_change:
+        if means is not None:
             state = state.assign(means.reset_coords(drop=True).compute())
         state = state.transpose(*dims, ...)
         state.attrs = {}
