@@ -48,6 +48,8 @@ Mean change
     times (or plus) the model's own mean change relative to its training period:
     ``mean(out) = mean(ref) * mean(sim) / mean(hist)`` (or ``mean(ref) + mean(sim) -
     mean(hist)``), the quantile shape of QDM being kept. Dry days are set after the scaling.
+    A multiplicative factor is undefined where the model's training mean or QDM's output mean
+    is zero (a cell that never rains); such cells are left as QDM gives them.
 
 Limits
     Only ``group="time"`` and ``"time.month"`` (xsdba 0.7 fails on seasons missing from the
