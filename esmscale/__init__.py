@@ -4,19 +4,48 @@ The path a field takes: :mod:`esmscale.prepare` (data enters: variable, units, i
 -> :mod:`esmscale.models` (the consistency model and sampling kernels run) -> :mod:`esmscale.io`
 (checkpoints and stores, where results leave). :mod:`esmscale.calibration` picks the noise level
 t*, :mod:`esmscale.training` trains models, :mod:`esmscale.datasets` generates synthetic worlds.
+
+Importing the package is light: the names below are imported on first use (PEP 562), so that
+``esmscale --help`` does not load torch or xarray. The ``.esm`` accessor is registered on xarray
+objects as soon as both esmscale and xarray are imported, in either order
+(:mod:`esmscale._lazy`).
 """
 
-from esmscale import accessor as _accessor  # noqa: F401  (registers ds.esm / da.esm)
-from esmscale import forecast
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+from esmscale._lazy import FunctionOverSubmodule, register_accessor_with_xarray
 from esmscale._version import __version__
-from esmscale.calibration import Calibration, calibrate_noise_level
-from esmscale.downscale import downscale_array
 from esmscale.errors import CheckpointError, EsmscaleError, EsmscaleWarning
-from esmscale.evaluate import evaluate
-from esmscale.models import ConsistencyConfig, ConsistencyModel, DataTransform
-from esmscale.pipeline import downscale
-from esmscale.pretrained import available_models, load_model
-from esmscale.training import TrainConfig, train
+
+if TYPE_CHECKING:
+    from esmscale import forecast
+    from esmscale.calibration import Calibration, calibrate_noise_level
+    from esmscale.downscale import downscale_array
+    from esmscale.evaluate import evaluate
+    from esmscale.models import ConsistencyConfig, ConsistencyModel, DataTransform
+    from esmscale.pipeline import downscale
+    from esmscale.pretrained import available_models, load_model
+    from esmscale.training import TrainConfig, train
+
+#: Public name -> module that defines it (imported on first access).
+_LAZY = {
+    "Calibration": "esmscale.calibration",
+    "calibrate_noise_level": "esmscale.calibration",
+    "downscale_array": "esmscale.downscale",
+    "ConsistencyConfig": "esmscale.models",
+    "ConsistencyModel": "esmscale.models",
+    "DataTransform": "esmscale.models",
+    "available_models": "esmscale.pretrained",
+    "load_model": "esmscale.pretrained",
+    "TrainConfig": "esmscale.training",
+    "train": "esmscale.training",
+}
+_SUBMODULES = ("forecast",)
 
 __all__ = [
     "Calibration",
@@ -37,3 +66,29 @@ __all__ = [
     "load_model",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The package's module type: ``downscale`` and ``evaluate`` are functions, not submodules."""
+
+    downscale = FunctionOverSubmodule("esmscale.pipeline", "downscale")
+    evaluate = FunctionOverSubmodule("esmscale.evaluate", "evaluate")
+
+
+sys.modules[__name__].__class__ = _Package
+register_accessor_with_xarray()

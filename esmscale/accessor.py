@@ -8,18 +8,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
-from esmscale.calibration import Calibration, calibrate_noise_level
-from esmscale.models.consistency import ConsistencyModel
-from esmscale.prepare.inputs import select_variable
-from esmscale.prepare.regrid import find_latlon, regrid
-from esmscale.pretrained import load_model
-from esmscale.spectra import rapsd
-from esmscale.units import linear_factors
+if TYPE_CHECKING:
+    from esmscale.calibration import Calibration
+    from esmscale.models.consistency import ConsistencyModel
+
+# The accessor is registered when xarray is imported (esmscale._lazy), so this module imports
+# only xarray and numpy at the top; the heavy modules (torch) load when a method is called.
 
 __all__ = ["EsmAccessor"]
 
@@ -55,6 +54,12 @@ class EsmAccessor:
 
         See :func:`esmscale.calibration.calibrate_noise_level`; ``kwargs`` go there.
         """
+        from esmscale.calibration import calibrate_noise_level
+        from esmscale.prepare.inputs import select_variable
+        from esmscale.prepare.regrid import regrid
+        from esmscale.pretrained import load_model
+        from esmscale.units import linear_factors
+
         cm = load_model(model)
         esm = select_variable(self._obj, variable)
         ref = select_variable(obs, variable)
@@ -65,6 +70,10 @@ class EsmAccessor:
 
     def psd(self, variable: str | None = None) -> xr.DataArray:
         """Time-mean radially averaged PSD (mask-aware) against wavenumber (cycles per cell)."""
+        from esmscale.prepare.inputs import select_variable
+        from esmscale.prepare.regrid import find_latlon
+        from esmscale.spectra import rapsd
+
         da = select_variable(self._obj, variable)
         lat, lon = find_latlon(da)
         arr = np.asarray(da.transpose(..., lat, lon).values, dtype=np.float64)

@@ -15,6 +15,7 @@ supports; the spectral value is reported beside it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,7 +125,7 @@ def spectral_t_star(
 def calibrate_noise_level(
     obs: np.ndarray | xr.DataArray | xr.Dataset,
     esm_on_fine_grid: np.ndarray | xr.DataArray | xr.Dataset,
-    model: ConsistencyModel,
+    model: ConsistencyModel | str | os.PathLike[str],
     *,
     held_out: np.ndarray | xr.DataArray | xr.Dataset | None = None,
     t_grid: Sequence[float] = DEFAULT_T_GRID,
@@ -143,7 +144,8 @@ def calibrate_noise_level(
     esm_on_fine_grid
         The ESM interpolated onto the observation grid.
     model
-        The consistency model (its transform defines the spectral space).
+        The consistency model (its transform defines the spectral space), a shipped model's
+        name or a checkpoint path.
     held_out
         High-resolution observations not used in training; if given, they are coarsened by
         ``model.config.factor`` and downscaled for each ``t`` in ``t_grid`` (perfect-model test).
@@ -156,6 +158,9 @@ def calibrate_noise_level(
     -------
     Calibration
     """
+    from esmscale.pretrained import load_model
+
+    model = load_model(model)
     tr = model.config.transform
     o = tr.forward(_as_values(obs, model, "obs"))
     e = tr.forward(_as_values(esm_on_fine_grid, model, "esm_on_fine_grid"))

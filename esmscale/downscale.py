@@ -6,6 +6,8 @@ xarray accessor builds on it.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from esmscale.errors import EsmscaleError
@@ -20,11 +22,18 @@ def resolve_t_star(model: ConsistencyModel, t_star: float | str) -> float:
     """Return a numeric noise level; ``"auto"`` uses the model's calibrated ``t_star``."""
     if isinstance(t_star, str):
         if t_star != "auto":
-            raise EsmscaleError(f"t_star={t_star!r}: give a number or 'auto'.")
+            raise EsmscaleError(
+                f"t_star={t_star!r} is neither a number nor 'auto';",
+                python="give t_star=<float> or t_star='auto'.",
+                cli="give --t-star VALUE or --t-star auto.",
+            )
         if model.config.t_star is None:
             raise EsmscaleError(
-                f"model {model.config.name!r} stores no calibrated t_star; pass t_star=<float> or "
-                "calibrate it with esmscale.calibrate_noise_level(...) and save the model."
+                f"model {model.config.name!r} stores no calibrated t_star;",
+                python="pass t_star=<float> or calibrate it with "
+                "esmscale.calibrate_noise_level(...) and save the model.",
+                cli="give --t-star VALUE or calibrate the model with `esmscale calibrate ... "
+                "--output DIR` and use that DIR as --model.",
             )
         return float(model.config.t_star)
     return float(t_star)
@@ -104,7 +113,7 @@ def denoise_fine(
 
 
 def downscale_array(
-    model: ConsistencyModel,
+    model: ConsistencyModel | str | os.PathLike[str],
     coarse: np.ndarray,
     *,
     factor: int | None = None,
@@ -118,7 +127,8 @@ def downscale_array(
 
     The coarse fields (in the model's training units) are interpolated bilinearly onto the grid
     ``factor`` times finer, noised to ``t_star`` in the model's space and denoised with
-    ``steps`` network calls per member.
+    ``steps`` network calls per member. ``model`` is a loaded model, a shipped model's name
+    (``"synthetic-pr-4x"``) or a checkpoint path, as for :func:`esmscale.downscale`.
 
     Returns
     -------
@@ -133,6 +143,15 @@ def downscale_array(
     >>> downscale_array(m, np.ones((2, 4, 4)), factor=2, t_star=0.1, members=3).shape
     (3, 2, 8, 8)
     """
+    from esmscale.pretrained import load_model
+
+    if not isinstance(model, ConsistencyModel | str | os.PathLike):
+        raise EsmscaleError(
+            f"downscale_array(model, coarse): model is a {type(model).__name__}; give a "
+            "ConsistencyModel, a shipped model name (esmscale.available_models()) or a "
+            "checkpoint path first, then the coarse (time, y, x) array."
+        )
+    model = load_model(model)
     coarse = np.asarray(coarse, dtype=np.float32)
     if coarse.ndim == 2:
         coarse = coarse[None]

@@ -1,12 +1,75 @@
-"""Exception and warning types raised by esmscale."""
+"""Exception and warning types raised by esmscale.
+
+An error says what is wrong, where, and how to fix it. The fix depends on the interface: a
+Python caller passes ``overwrite=True`` where a command-line user adds ``--overwrite``. Errors
+whose fix is an argument therefore carry both forms: ``str(err)`` ends with the Python fix and
+:meth:`EsmscaleError.for_cli` with the command-line one, which is what ``esmscale`` prints.
+
+>>> err = EsmscaleError("'out.zarr' already holds a store;", python="pass overwrite=True.",
+...                     cli="add --overwrite.")
+>>> str(err)
+"'out.zarr' already holds a store; pass overwrite=True."
+>>> err.for_cli()
+"'out.zarr' already holds a store; add --overwrite."
+"""
+
+from __future__ import annotations
+
+__all__ = ["CheckpointError", "EsmscaleError", "EsmscaleWarning", "MissingExtraError"]
+
+
+def _join(message: str, fix: str) -> str:
+    return f"{message} {fix}" if message and fix else message or fix
 
 
 class EsmscaleError(ValueError):
-    """Invalid input or state; the message says what is wrong, where, and how to fix it."""
+    """Invalid input or state; the message says what is wrong, where, and how to fix it.
+
+    Parameters
+    ----------
+    message
+        What is wrong and where (with the fix when it reads the same in Python and on the
+        command line).
+    python, cli
+        The fix in Python terms (``"pass overwrite=True to replace it."``) and in command-line
+        terms (``"add --overwrite to replace it."``); ``cli`` defaults to ``python``. The Python
+        fix is appended to ``str(err)``, the command-line one to :meth:`for_cli`.
+    """
+
+    def __init__(self, message: str, *, python: str = "", cli: str = "") -> None:
+        super().__init__(_join(message, python))
+        self.message = message
+        self.python_fix = python
+        self.cli_fix = cli or python
+
+    def for_cli(self) -> str:
+        """The message with the command-line form of the fix (what ``esmscale`` prints)."""
+        return _join(self.message, self.cli_fix)
 
 
 class CheckpointError(EsmscaleError):
     """A checkpoint cannot be read safely (pickle, corrupt, wrong format version)."""
+
+
+class MissingExtraError(EsmscaleError, ImportError):
+    """An optional dependency is missing; the message names the pip extra that provides it.
+
+    Examples
+    --------
+    >>> err = MissingExtraError("optical_flow", "cv2 (OpenCV)", "forecast")
+    >>> print(str(err).replace("; ", ";\n"))
+    optical_flow needs cv2 (OpenCV), which is not installed;
+    install it with: pip install "esmscale[forecast]"
+    >>> isinstance(err, ImportError), err.extra
+    (True, 'forecast')
+    """
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs {module}, which is not installed; install it with: "
+            f'pip install "esmscale[{extra}]"'
+        )
+        self.extra = extra
 
 
 class EsmscaleWarning(UserWarning):

@@ -10,6 +10,7 @@ one task that loads the model once per process (:func:`esmscale.pretrained.cache
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import warnings
 from typing import Any
 
@@ -23,7 +24,7 @@ from esmscale.downscale import resolve_t_star
 from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.transforms import DataTransform
-from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.inputs import open_dataset, select_variable
 from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
 from esmscale.pretrained import ModelRef, cached_model, load_model, model_ref
 from esmscale.tiling import TileGrid, denoise_region, fixed_threads
@@ -151,8 +152,8 @@ def _spatial_chunks(n: int, size: int | None, halo: int, dim: str) -> tuple[int,
 
 
 def downscale(
-    obj: xr.Dataset | xr.DataArray,
-    model: ConsistencyModel | str,
+    obj: xr.Dataset | xr.DataArray | str | os.PathLike[str],
+    model: ConsistencyModel | str | os.PathLike[str],
     *,
     target: xr.Dataset | xr.DataArray | None = None,
     variable: str | None = None,
@@ -176,7 +177,8 @@ def downscale(
     Parameters
     ----------
     obj
-        Coarse fields with dims (time, lat, lon) (names found through CF attributes).
+        Coarse fields with dims (time, lat, lon) (names found through CF attributes), or the
+        path of a NetCDF file or Zarr store holding them (opened lazily).
     model
         A loaded :class:`ConsistencyModel`, a registered name or a checkpoint path.
     target
@@ -218,6 +220,14 @@ def downscale(
         Same kind as ``obj``: dims (member, time, lat, lon) on the target grid, in the input's
         units, with CF attributes, the input's calendar and provenance attributes.
     """
+    if isinstance(obj, str | os.PathLike):
+        obj = open_dataset(obj)
+    elif not isinstance(obj, xr.Dataset | xr.DataArray):
+        raise EsmscaleError(
+            f"downscale(obj, model): obj is a {type(obj).__name__}; give an xarray Dataset or "
+            "DataArray, or the path of a NetCDF file or Zarr store (numpy arrays: "
+            "esmscale.downscale_array)."
+        )
     cm = load_model(model)
     tr = cm.config.transform
     da = select_variable(obj, variable)

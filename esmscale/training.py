@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from esmscale.errors import EsmscaleError
 from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.io.rundir import claim_run_dir, config_changes
 from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel, sigma_schedule
 from esmscale.models.transforms import fit_transform
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
@@ -41,6 +42,8 @@ __all__ = ["TrainConfig", "train"]
 
 STATE_DIR = "training_state"
 MODEL_DIR = "model"
+#: What a run writes into its output folder (replaced by ``overwrite=True``).
+RUN_ENTRIES = (MODEL_DIR, STATE_DIR, "train_config.json")
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ def train(
     *,
     output_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> ConsistencyModel:
@@ -250,6 +254,9 @@ def train(
         ``output_dir/training_state`` and the final EMA model to ``output_dir/model``.
     resume
         Continue from ``output_dir/training_state``; the result equals an uninterrupted run.
+    overwrite
+        Replace a run (finished or not) already in ``output_dir``; without it (or ``resume``)
+        such a folder is refused and left untouched.
     progress
         Show a progress bar with the loss.
     stop_after
@@ -270,6 +277,11 @@ def train(
     16
     """
     cfg = config or TrainConfig()
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None:
+        claim_run_dir(
+            out, RUN_ENTRIES, resume=resume, overwrite=overwrite, what="consistency model"
+        )
     values, name, units, spacing = _load_obs(obs, cfg)
     n_days, h, w = values.shape
     p = cfg.patch_size
@@ -307,18 +319,20 @@ def train(
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
-    out = Path(output_dir) if output_dir is not None else None
     if resume:
         if out is None or not (out / STATE_DIR).exists():
             raise EsmscaleError(
-                f"resume=True but there is no training state in {out}/{STATE_DIR}; run without "
-                "--resume first or point --output to the earlier run."
+                f"cannot resume: there is no training state in {out}/{STATE_DIR};",
+                python="train without resume=True first or point output_dir to the earlier run.",
+                cli="train without --resume first or point --output to the earlier run.",
             )
         tensors, meta, _ = read_checkpoint(out / STATE_DIR)
         if meta["train"] != cfg.to_dict():
             raise EsmscaleError(
-                f"{out / STATE_DIR} was written with a different TrainConfig; resume with the "
-                "same settings or start a new output directory."
+                f"cannot resume {out / STATE_DIR}: it was written with other settings "
+                f"({config_changes(meta['train'], cfg.to_dict())});",
+                python="resume with the stored TrainConfig or start a new output_dir.",
+                cli="resume with the stored settings or start a new --output.",
             )
         model.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("online.")})
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})

@@ -13,6 +13,9 @@ from visionkit.backbones.clip import TinyClipConfig
 from visionkit.methods import TEST_TIME, TRAINED
 from visionkit.training import TrainConfig
 
+#: Optional modules -> the pip extra of esmscale that installs them.
+_EXTRAS = {"transformers": "visionkit", "open_clip": "open_clip"}
+
 
 def _json_dict(text: str) -> dict[str, Any]:
     try:
@@ -137,6 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 num_examples=args.num_examples,
                 seed=args.seed,
             )
+    except ModuleNotFoundError as err:
+        missing = (err.name or "").partition(".")[0]
+        if missing not in _EXTRAS:
+            raise
+        print(
+            f"visionkit {args.command}: error: this command needs {missing}, which is not "
+            f'installed; install it with: pip install "esmscale[{_EXTRAS[missing]}]"',
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, KeyError, FileNotFoundError, TypeError) as err:
         print(f"visionkit {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ semi-Lagrangian advection of our own.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import warnings
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import map_coordinates, uniform_filter1d
 
-from esmscale.errors import EsmscaleError
+from esmscale.errors import EsmscaleError, MissingExtraError
 from esmscale.forecast.forecaster import Forecaster
 
 __all__ = ["Climatology", "OpticalFlow", "Persistence"]
@@ -157,6 +158,12 @@ class OpticalFlow(Forecaster):
                 backend = "opencv"
         if backend not in ("pysteps", "opencv"):
             raise EsmscaleError(f"OpticalFlow backend {backend!r}: use 'pysteps' or 'opencv'.")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                importlib.import_module("pysteps" if backend == "pysteps" else "cv2")
+        except ImportError:
+            need = "pysteps" if backend == "pysteps" else "OpenCV (cv2) or pysteps"
+            raise MissingExtraError("the optical_flow forecast", need, "forecast") from None
         self.t_in, self.backend = t_in, backend
 
     def _one(self, frames: np.ndarray, lead: int) -> np.ndarray:

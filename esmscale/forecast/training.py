@@ -35,6 +35,7 @@ from esmscale.forecast.data import (
 from esmscale.forecast.forecaster import NETWORKS, NeuralForecaster
 from esmscale.forecast.intrinsic import intrinsic_dimension
 from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.io.rundir import claim_run_dir, config_changes
 from esmscale.models.forecast_baselines import FNOConfig, SimVPConfig
 from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig, frozen_from_dict
 from esmscale.prepare.inputs import select_variable
@@ -286,6 +287,7 @@ def train(
     *,
     output_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> NeuralForecaster:
@@ -302,6 +304,9 @@ def train(
         final model in ``output_dir/model``.
     resume
         Continue from ``output_dir/training_state``; the result equals an uninterrupted run.
+    overwrite
+        Replace a run (finished or not) already in ``output_dir``; without it (or ``resume``)
+        such a folder is refused and left untouched.
     progress
         Show a tqdm progress bar with the loss and codebook usage.
     stop_after
@@ -324,14 +329,19 @@ def train(
     """
     cfg = config or ForecastConfig()
     t0 = time.perf_counter()
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None:
+        claim_run_dir(
+            out, (MODEL_DIR, STATE_DIR), resume=resume, overwrite=overwrite, what="forecaster"
+        )
     p = _prepare(da, cfg)
     mcfg: Any = cfg.model_config.replace(t_in=cfg.t_in, t_out=cfg.t_out, in_channels=p["channels"])
-    out = Path(output_dir) if output_dir is not None else None
     state_path = out / STATE_DIR if out is not None else None
     if resume and (state_path is None or not state_path.exists()):
         raise EsmscaleError(
-            f"resume=True but there is no training state in {state_path}; run without resume "
-            "first or point output_dir to the earlier run."
+            f"cannot resume: there is no training state in {state_path};",
+            python="train without resume=True first or point output_dir to the earlier run.",
+            cli="train without --resume first or point --output to the earlier run.",
         )
     meta: dict[str, Any] = {}
     warm: dict[str, torch.Tensor] = {}
@@ -340,8 +350,10 @@ def train(
         meta = read_checkpoint(state_path)[1]
         if meta["train"] != cfg.to_dict():
             raise EsmscaleError(
-                f"{state_path} was written with a different ForecastConfig; resume with the same "
-                "settings or use a new output_dir."
+                f"cannot resume {state_path}: it was written with other settings "
+                f"({config_changes(meta['train'], cfg.to_dict())});",
+                python="resume with the stored ForecastConfig or use a new output_dir.",
+                cli="resume with the stored settings or use a new --output.",
             )
         mcfg = type(mcfg).from_dict(meta["model"])
     elif isinstance(mcfg, PastNetConfig) and mcfg.use_discrete and mcfg.code_dim == "auto":

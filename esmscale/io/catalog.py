@@ -125,7 +125,9 @@ def _resolve_assets(df: pd.DataFrame, column: str, root: Path, name: str) -> pd.
         if not _inside(full, root):
             raise EsmscaleError(
                 f"catalog {name!r}: asset {raw!r} resolves outside the data root "
-                f"{str(root)!r}; list paths relative to the root (pass root= to choose it)."
+                f"{str(root)!r}; list paths relative to the root",
+                python="(pass root= to choose it).",
+                cli="(choose it with --catalog-root).",
             )
         resolved.append(str(full.resolve()))
     return df.assign(**{column: resolved})
@@ -165,7 +167,11 @@ def load_catalog(path: str | os.PathLike[str], root: str | os.PathLike[str] | No
     folder = spec_path.resolve().parent
     base = Path(root).resolve() if root is not None else folder
     if not base.is_dir():
-        raise EsmscaleError(f"catalog root {str(base)!r} is not a folder; pass root= a folder.")
+        raise EsmscaleError(
+            f"catalog root {str(base)!r} is not a folder;",
+            python="pass root= a folder.",
+            cli="give --catalog-root a folder.",
+        )
     spec = _read_spec(spec_path)
     df = _read_table(spec, folder, text)
     df = _resolve_assets(df, str(spec["assets"].get("column_name", "path")), base, text)

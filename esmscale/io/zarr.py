@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STORE_FORMAT",
     "WriteSummary",
+    "chunk_counts",
     "existing_chunks",
     "is_complete",
     "is_ours",
@@ -284,6 +285,41 @@ def existing_chunks(store: str | os.PathLike[str], name: str) -> set[tuple[int, 
     return found
 
 
+def chunk_counts(store: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """Chunks written so far and in all, over the data variables of an esmscale store.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(written, total)``; ``None`` if ``store`` holds no esmscale store (yet).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import dask.array as da
+    >>> import xarray as xr
+    >>> tmp = tempfile.mkdtemp()
+    >>> result = xr.DataArray(da.ones((4, 6), chunks=(2, 3)), dims=("time", "x"), name="pr")
+    >>> _ = write_zarr(result, f"{tmp}/out.zarr", progress=False)
+    >>> chunk_counts(f"{tmp}/out.zarr"), chunk_counts(f"{tmp}/none.zarr")
+    ((4, 4), None)
+    """
+    path = Path(store)
+    names = (_root_attrs(path) or {}).get(_VARIABLES)
+    if not names:
+        return None
+    written = total = 0
+    for name in names:
+        try:
+            meta = _array_meta(path, name)
+        except EsmscaleError:
+            return None  # the template itself was not written completely
+        shape = [int(s) for s in meta["shape"]]
+        total += math.prod(math.ceil(s / c) for s, c in zip(shape, _chunk_shape(meta), strict=True))
+        written += len(existing_chunks(path, name))
+    return written, total
+
+
 def _parse_chunk_key(key: str, prefix: str, separator: str, ndim: int) -> tuple[int, ...] | None:
     """Chunk index encoded by ``key``, or ``None`` if ``key`` is not a chunk key."""
     if ndim == 0:
@@ -391,15 +427,22 @@ def _set_root_attrs(path: Path, attrs: Mapping[str, Any]) -> None:
     group.attrs.update(dict(attrs))
 
 
+#: The fix when a store cannot be resumed, for Python callers and for the command line.
+_START_OVER = {
+    "python": "pass overwrite=True (and resume=False) to start over, or write to another path",
+    "cli": "add --overwrite (instead of --resume) to start over, or write to another --output",
+}
+
+
 def _check_resumable(path: Path, ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> None:
     """Raise unless the store at ``path`` has the layout the new result would get."""
     attrs = _root_attrs(path) or {}
-    fix = "pass overwrite=True (and resume=False) to start over, or write to another path"
     stored = attrs.get(_VARIABLES)
     if stored is not None and list(stored) != list(chunks):
         raise EsmscaleError(
             f"cannot resume {str(path)!r}: it holds data variables {list(stored)}, the result "
-            f"has {list(chunks)}; {fix}"
+            f"has {list(chunks)};",
+            **_START_OVER,
         )
     for name, shape in chunks.items():
         var = ds[name]
@@ -408,7 +451,8 @@ def _check_resumable(path: Path, ds: xr.Dataset, chunks: Mapping[str, tuple[int,
         except EsmscaleError:
             raise EsmscaleError(
                 f"cannot resume {str(path)!r}: data variable {name!r} is missing from the store "
-                f"(the first write was probably interrupted while writing metadata); {fix}"
+                "(the first write was probably interrupted while writing metadata);",
+                **_START_OVER,
             ) from None
         got = {
             "shape": tuple(int(s) for s in meta["shape"]),
@@ -421,13 +465,13 @@ def _check_resumable(path: Path, ds: xr.Dataset, chunks: Mapping[str, tuple[int,
                 raise EsmscaleError(
                     f"cannot resume {str(path)!r}: data variable {name!r} has {key} "
                     f"{got[key]} in the store but {want[key]} in the result; resume needs the "
-                    f"same result (same dims, shape and dask chunks) as the interrupted write, "
-                    f"or {fix}"
+                    "same result (same dims, shape and dask chunks) as the interrupted write, or",
+                    **_START_OVER,
                 )
-    _check_index_coords(path, ds, fix)
+    _check_index_coords(path, ds)
 
 
-def _check_index_coords(path: Path, ds: xr.Dataset, fix: str) -> None:
+def _check_index_coords(path: Path, ds: xr.Dataset) -> None:
     """Raise unless the stored dimension coordinates equal the result's."""
     dims = [d for d in ds.dims if d in ds.coords]
     if not dims:
@@ -439,7 +483,8 @@ def _check_index_coords(path: Path, ds: xr.Dataset, fix: str) -> None:
         new = ds[dim].variable
         if dim not in stored.variables:
             raise EsmscaleError(
-                f"cannot resume {str(path)!r}: coordinate {dim!r} is missing from the store; {fix}"
+                f"cannot resume {str(path)!r}: coordinate {dim!r} is missing from the store;",
+                **_START_OVER,
             )
         old = stored[dim].variable
         if new.dtype.kind == "M" or new.dtype == object:
@@ -454,7 +499,8 @@ def _check_index_coords(path: Path, ds: xr.Dataset, fix: str) -> None:
         if not same:
             raise EsmscaleError(
                 f"cannot resume {str(path)!r}: coordinate {dim!r} differs between the store and "
-                f"the result; resume needs the same result as the interrupted write, or {fix}"
+                "the result; resume needs the same result as the interrupted write, or",
+                **_START_OVER,
             )
 
 
@@ -470,8 +516,9 @@ def _refuse(path: Path, state: _State, *, resume: bool, overwrite: bool) -> None
     where = str(path)
     if resume and overwrite:
         raise EsmscaleError(
-            f"write_zarr({where!r}) got resume=True and overwrite=True; choose one: resume=True "
-            "to finish an interrupted write, overwrite=True to start over"
+            f"{where!r}: resume and overwrite were both asked for; choose one:",
+            python="resume=True to finish an interrupted write, overwrite=True to start over",
+            cli="--resume to finish an interrupted write, --overwrite to start over",
         )
     if state == "file":
         raise EsmscaleError(
@@ -484,23 +531,27 @@ def _refuse(path: Path, state: _State, *, resume: bool, overwrite: bool) -> None
             "Choose another path or empty the folder yourself"
         )
     if state == "foreign_zarr" and not overwrite:
+        tail = (" (it cannot be resumed)" if resume else "") + " or choose another path"
         raise EsmscaleError(
             f"{where!r} is a Zarr store that was not written by esmscale (no {_MARKER!r} "
-            f"attribute); it is left untouched. Pass overwrite=True to replace it"
-            + (" (it cannot be resumed)" if resume else "")
-            + " or choose another path"
+            "attribute); it is left untouched.",
+            python=f"Pass overwrite=True to replace it{tail}",
+            cli=f"Add --overwrite to replace it{tail}",
         )
     if resume and state in ("absent", "empty_dir"):
         raise EsmscaleError(
-            f"cannot resume {where!r}: no store exists there; call write_zarr without "
-            "resume=True to start the write"
+            f"cannot resume {where!r}: no store exists there;",
+            python="call write_zarr without resume=True to start the write",
+            cli="run the command without --resume to start the write",
         )
     if state == "ours" and not resume and not overwrite:
         done = is_complete(path)
         raise EsmscaleError(
             f"{where!r} already holds a {'complete' if done else 'partly written'} esmscale "
-            "store; pass overwrite=True to replace it"
-            + ("" if done else " or resume=True to finish it")
+            "store; it is left untouched.",
+            python="Pass overwrite=True to replace it"
+            + ("" if done else " or resume=True to finish it"),
+            cli="Add --overwrite to replace it" + ("" if done else " or --resume to finish it"),
         )
 
 

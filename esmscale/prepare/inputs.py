@@ -42,9 +42,18 @@ def open_dataset(
         raise EsmscaleError(
             f"input {p!r} does not exist; give a NetCDF file, a Zarr store or a glob."
         )
-    if q.is_dir() or q.suffix == ".zarr":
-        return xr.open_zarr(q, decode_times=coder, consolidated=None)
-    return xr.open_dataset(q, engine="netcdf4", decode_times=coder)
+    try:
+        if q.is_dir() or q.suffix == ".zarr":
+            return xr.open_zarr(q, decode_times=coder, consolidated=None)
+        return xr.open_dataset(q, engine="netcdf4", decode_times=coder)
+    except (OSError, ValueError, KeyError) as err:
+        if isinstance(err, EsmscaleError):
+            raise
+        kind = "Zarr store" if q.is_dir() or q.suffix == ".zarr" else "NetCDF file"
+        raise EsmscaleError(
+            f"input {p!r} cannot be read as a {kind} ({type(err).__name__}: {err}); check that "
+            "it is a NetCDF file or a Zarr store and that it is not truncated."
+        ) from err
 
 
 def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None) -> xr.DataArray:
@@ -68,10 +77,20 @@ def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None)
                 f"{sorted(map(str, obj.data_vars))}."
             )
         return obj[variable]
+    if not names:
+        has = "; ".join(
+            f"{k!r} has dims {tuple(map(str, v.dims))}" for k, v in obj.data_vars.items()
+        )
+        raise EsmscaleError(
+            "no variable of the dataset has latitude and longitude dims "
+            f"({has or 'it has no data variables'}); esmscale needs gridded fields with dims "
+            "(time, lat, lon)."
+        )
     if len(names) != 1:
         raise EsmscaleError(
-            f"the dataset has {len(names)} gridded variables {names}; choose one with "
-            "variable=... (CLI: --variable)."
+            f"the dataset has {len(names)} gridded variables {names};",
+            python="choose one with variable=....",
+            cli="choose one with --variable NAME.",
         )
     return obj[names[0]]
 

@@ -30,9 +30,13 @@ _HOW_TO_INSTALL = (
     "Install Cartopy (pip install 'esmscale[viz]') and its offline coastline data: on "
     "Debian/Ubuntu 'apt-get install python-cartopy-data' (GSHHS shapefiles in "
     f"{DEBIAN_DATA_DIR}); elsewhere put GSHHS_c_L1.shp (with .shx/.dbf) under "
-    "$CARTOPY_DATA_DIR/shapefiles/gshhs/c/ and set CARTOPY_DATA_DIR. Or pass maps=False "
-    "(CLI: --no-maps) to draw the maps without coastlines."
+    "$CARTOPY_DATA_DIR/shapefiles/gshhs/c/ and set CARTOPY_DATA_DIR."
 )
+#: The other way out, for Python callers and for the command line.
+_WITHOUT = {
+    "python": "Or pass maps=False to draw the maps without coastlines.",
+    "cli": "Or add --no-coastlines to draw the maps without coastlines.",
+}
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ def find_coastlines(data_dir: str | os.PathLike[str] | None = None) -> Coastline
     except ImportError as err:
         raise EsmscaleError(
             f"maps with coastlines need Cartopy, which cannot be imported ({err}). "
-            + _HOW_TO_INSTALL
+            + _HOW_TO_INSTALL,
+            **_WITHOUT,
         ) from None
     looked = []
     for d in _candidate_dirs(data_dir):
@@ -103,7 +108,8 @@ def find_coastlines(data_dir: str | os.PathLike[str] | None = None) -> Coastline
             looked.append(str(found.shapefile))
     raise EsmscaleError(
         "no offline GSHHS coastlines were found (Cartopy would try to download Natural Earth "
-        f"data, which fails offline); looked for {', '.join(looked)}. " + _HOW_TO_INSTALL
+        f"data, which fails offline); looked for {', '.join(looked)}. " + _HOW_TO_INSTALL,
+        **_WITHOUT,
     )
 
 

@@ -1,0 +1,314 @@
+"""The ``esmscale`` commands: each turns parsed arguments into API calls (heavy imports inside).
+
+Errors are raised as :class:`~esmscale.errors.EsmscaleError` and printed by
+:func:`esmscale.cli.main` in command-line terms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+from esmscale.errors import EsmscaleError
+
+
+def _cmd_demo(a: argparse.Namespace) -> None:
+    from esmscale.demo import run_demo
+
+    summary = run_demo(a.output, members=a.members, days=a.days, seed=a.seed, model=a.model)
+    print(
+        f"wrote {summary['zarr']} and {summary['png']} "
+        f"({summary['members']} members x {summary['days']} days, t*={summary['t_star']:.3f}, "
+        f"{summary['seconds']} s)"
+    )
+
+
+def _cmd_synth(a: argparse.Namespace) -> None:
+    from esmscale.datasets import synthetic_esm, synthetic_precip, synthetic_temperature
+
+    gen = synthetic_precip if a.variable == "pr" else synthetic_temperature
+    ds = gen(a.ny, a.nx, a.days, seed=a.seed)
+    if a.esm_factor:
+        ds = synthetic_esm(ds, factor=a.esm_factor)
+    ds.to_netcdf(a.output)
+    print(f"wrote {a.output}: {dict(ds.sizes)}")
+
+
+def _cmd_train(a: argparse.Namespace) -> None:
+    from esmscale.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        steps=a.steps,
+        batch_size=a.batch_size,
+        patch_size=a.patch_size,
+        lr=a.lr,
+        seed=a.seed,
+        block_out_channels=tuple(a.channels),
+        layers_per_block=a.layers_per_block,
+        variable=a.variable,
+        factor=a.factor,
+        name=a.name,
+        checkpoint_every=a.checkpoint_every,
+        n_end=a.n_end,
+        ema_decay=a.ema_decay,
+    )
+    try:
+        model = train(
+            a.obs,
+            cfg,
+            output_dir=a.output,
+            resume=a.resume,
+            overwrite=a.overwrite,
+            progress=not a.quiet,
+        )
+    except KeyboardInterrupt:
+        state = Path(a.output) / "training_state"
+        if not state.exists():
+            raise
+        raise KeyboardInterrupt(
+            f"the training state in {state} was saved at the last checkpoint; continue with: "
+            f"{_resume_command(a.argv)}"
+        ) from None
+    print(f"saved {a.output}/model: {model}")
+
+
+def _cmd_calibrate(a: argparse.Namespace) -> None:
+    from esmscale.calibration import calibrate_noise_level
+    from esmscale.datasets import coarsen_block
+    from esmscale.prepare import field_values, open_dataset, select_variable, upsample_bilinear
+    from esmscale.pretrained import load_model
+
+    model = load_model(a.model)
+    units = model.config.transform.units
+    obs = field_values(select_variable(open_dataset(a.obs), a.variable), units)
+    held = field_values(select_variable(open_dataset(a.held_out), a.variable), units)
+    f = model.config.factor
+    if a.esm:
+        esm = field_values(select_variable(open_dataset(a.esm), a.variable), units)
+        esm_fine = upsample_bilinear(esm, obs.shape[-1] // esm.shape[-1])
+    else:
+        esm_fine = upsample_bilinear(coarsen_block(held, f), f)
+    cal = calibrate_noise_level(
+        obs,
+        esm_fine,
+        model,
+        held_out=held,
+        members=a.members,
+        max_fields=a.max_fields,
+        min_corr=a.min_corr,
+    )
+    print(cal.summary())
+    if a.output:
+        model.config = model.config.replace(t_star=cal.t_star)
+        model.save_pretrained(
+            a.output,
+            calibration=json.loads(
+                json.dumps(
+                    {
+                        "t_star": cal.t_star,
+                        "t_star_spectral": cal.t_star_spectral,
+                        "k_star": cal.k_star,
+                        "t_grid": cal.t_grid.tolist(),
+                        "crps": cal.crps.tolist(),
+                        "pooled_corr": cal.pooled_corr.tolist(),
+                        "method": cal.method,
+                    }
+                )
+            ),
+        )
+        print(f"saved calibrated model to {a.output}")
+
+
+def _parse_chunks(text: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, _, value = part.partition("=")
+        if not value.strip().isdigit():
+            raise EsmscaleError(f"--chunks {text!r}: expected NAME=INT[,NAME=INT], e.g. time=30.")
+        out[key.strip()] = int(value)
+    return out
+
+
+def _resume_command(argv: list[str]) -> str:
+    """The command line that continues an interrupted run: the same arguments plus --resume."""
+    args = [x for x in argv if x != "--overwrite"]
+    return shlex.join(["esmscale", *args, *([] if "--resume" in args else ["--resume"])])
+
+
+def _interrupted_write(store: str, argv: list[str]) -> str:
+    """One line: what an interrupted ``downscale`` left in ``store`` and how to finish it."""
+    from esmscale.io.zarr import chunk_counts
+
+    counts = chunk_counts(store)
+    if counts is None:
+        return f"nothing was written to {store}"
+    return (
+        f"{counts[0]} of {counts[1]} chunks were written to {store}; write the rest with: "
+        f"{_resume_command(argv)}"
+    )
+
+
+def _cmd_downscale(a: argparse.Namespace) -> None:
+    import time
+
+    import esmscale  # noqa: F401  (registers the accessor)
+    from esmscale.io.zarr import write_zarr
+    from esmscale.pipeline import downscale
+    from esmscale.prepare import open_dataset, select_variable
+
+    t0 = time.perf_counter()
+    chunks = _parse_chunks(a.chunks)
+    root = a.catalog_root
+    ds = open_dataset(a.input, root)
+    da = select_variable(ds, a.variable)
+    tchunk = chunks.pop("time", None)
+    da = da.chunk({da.dims[0]: tchunk or 30})
+    target = open_dataset(a.target, root) if a.target else None
+    kwargs = {}
+    if a.bias_correction:
+        if not (a.reference and a.historical):
+            raise EsmscaleError(
+                f"--bias-correction {a.bias_correction} needs --reference OBS and "
+                "--historical HIST."
+            )
+        kwargs = {
+            "bias_correction": a.bias_correction,
+            "reference": open_dataset(a.reference, root),
+            "historical": open_dataset(a.historical, root),
+        }
+        if target is None:
+            target = kwargs["reference"]
+    t_star: float | str = "auto" if a.t_star == "auto" else float(a.t_star)
+    result = downscale(
+        da,
+        a.model,
+        target=target,
+        members=a.members,
+        seed=a.seed,
+        t_star=t_star,
+        steps=a.steps,
+        chunks=chunks or None,
+        **kwargs,
+    )
+    client = None
+    if a.scheduler or a.workers:
+        from distributed import Client, LocalCluster
+
+        if a.scheduler:
+            client = Client(a.scheduler)
+        else:
+            client = Client(
+                LocalCluster(n_workers=a.workers, threads_per_worker=1, dashboard_address=None)
+            )
+    try:
+        summary = write_zarr(
+            result,
+            a.output,
+            resume=a.resume,
+            overwrite=a.overwrite,
+            progress=not a.quiet,
+            client=client,
+        )
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_interrupted_write(a.output, a.argv)) from None
+    finally:
+        if client is not None:
+            client.close()
+    seconds = time.perf_counter() - t0
+    n_fields = result.sizes["member"] * result.sizes[result.dims[1]]
+    print(
+        f"wrote {a.output}: {n_fields} fields ({result.sizes['member']} members x "
+        f"{result.sizes[result.dims[1]]} times) on a {result.shape[-2]}x{result.shape[-1]} grid, "
+        f"{summary.n_chunks_written} chunks written, {summary.n_chunks_skipped} already there, "
+        f"{n_fields / seconds:.2f} fields/s, t*={result.attrs['esmscale_t_star']:.3f}"
+    )
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> None:
+    from esmscale.evaluate import evaluate
+    from esmscale.prepare import open_dataset, select_variable
+
+    results = {}
+    for item in a.result:
+        name, sep, path = item.partition("=")
+        if not (sep and name and path):
+            raise EsmscaleError(f"--result {item!r}: expected NAME=PATH, e.g. cm=downscaled.zarr.")
+        results[name] = select_variable(open_dataset(path), a.variable)
+    crps_vs_t = None
+    if a.crps_vs_t:
+        doc = json.loads(Path(a.crps_vs_t).read_text(encoding="utf-8"))
+        doc = doc.get("calibration", doc)  # a calibrated model's config.json works too
+        pairs = zip(doc["t_grid"], doc["crps"], strict=True) if "t_grid" in doc else doc.items()
+        crps_vs_t = {float(t): float(c) for t, c in pairs}
+    metrics = evaluate(
+        select_variable(open_dataset(a.obs), a.variable),
+        results,
+        select_variable(open_dataset(a.coarse), a.variable) if a.coarse else None,
+        output_dir=a.output,
+        factor=a.factor,
+        k_star=a.k_star,
+        crps_vs_t=crps_vs_t,
+        progress=not a.quiet,
+        maps=not a.no_coastlines,
+    )
+    for name, m in metrics["methods"].items():
+        corr = "" if m["pooled_corr"] is None else f", pooled r {m['pooled_corr']:.3f}"
+        print(f"{name}: {m['score_name']} {m['score']:.4g}{corr}")
+    print(f"wrote {metrics['files']['report']}")
+
+
+def _cmd_forecast_train(a: argparse.Namespace) -> None:
+    from esmscale.forecast import ForecastConfig, train
+    from esmscale.prepare import open_dataset
+
+    cfg = ForecastConfig(
+        model=a.model,
+        t_in=a.t_in,
+        t_out=a.t_out,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        val_fraction=a.val_fraction,
+        patience=a.patience,
+        variable=a.variable,
+        checkpoint_every=a.checkpoint_every,
+    )
+    model = train(
+        open_dataset(a.data),
+        cfg,
+        output_dir=a.output,
+        resume=a.resume,
+        overwrite=a.overwrite,
+        progress=not a.quiet,
+    )
+    print(f"saved {a.output}/model: {model}")
+
+
+def _cmd_forecast(a: argparse.Namespace) -> None:
+    from esmscale.cli.parser import FORECAST_BASELINES, FORECAST_NETWORKS
+    from esmscale.forecast import ForecastConfig, fit, forecast, load_forecaster
+    from esmscale.prepare import open_dataset
+
+    if not Path(a.model).exists() and a.model not in FORECAST_BASELINES:
+        kind = (
+            f"a network that must be trained first (esmscale forecast-train DATA --model "
+            f"{a.model} --output DIR, then --model DIR/model)"
+            if a.model in FORECAST_NETWORKS
+            else "neither an existing checkpoint folder nor a baseline"
+        )
+        raise EsmscaleError(
+            f"--model {a.model!r} is {kind}; baselines: {', '.join(FORECAST_BASELINES)}."
+        )
+    ds = open_dataset(a.data)
+    if Path(a.model).exists():
+        model = load_forecaster(a.model)
+    else:
+        model = fit(a.model, ds, ForecastConfig(variable=a.variable))
+    out = forecast(ds, model, lead=a.lead, variable=a.variable, chunk_size=a.chunk_size)
+    out.to_dataset(name=str(out.name or "forecast")).to_netcdf(a.output)
+    print(f"wrote {a.output}: {dict(out.sizes)}")
