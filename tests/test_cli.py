@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -193,3 +194,274 @@ def test_downscale_from_catalog_entries(tiny_model, tmp_path, capsys):
     bad[1] = f"{cat}?source_id=MPI-ESM"
     assert main(bad) == 2
     assert "available values" in capsys.readouterr().err
+
+
+# --- issue 13: a CLI that speaks CLI, no tracebacks, light --help --------------------------------
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_python(code: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with this worktree first on the path."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(_REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        timeout=timeout,
+        cwd=_REPO,
+    )
+
+
+def _subparsers():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return parser, action.choices
+
+
+def test_help_imports_no_heavy_module():
+    code = (
+        "import sys\nimport esmscale.cli\n"
+        "for argv in (['--help'], ['downscale', '--help'], ['forecast', '--help']):\n"
+        "    try:\n        esmscale.cli.main(argv)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torch', 'xarray', 'dask', 'pandas') if m in sys.modules))"
+    )
+    res = _run_python(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_import_esmscale_keeps_api_and_accessor_in_either_order():
+    code = (
+        "import sys\n{first}\n"
+        "assert 'torch' not in sys.modules\n"
+        "import numpy as np\n"
+        "from esmscale.pipeline import downscale\nimport esmscale.downscale as submodule\n"
+        "assert esmscale.downscale is downscale, esmscale.downscale\n"
+        "assert callable(esmscale.evaluate) and callable(esmscale.train)\n"
+        "assert esmscale.load_model('synthetic-pr-4x').config.factor == 4\n"
+        "assert esmscale.forecast.available_methods()\n"
+        "da = xr.DataArray(np.ones((2, 4, 4)), dims=('time', 'lat', 'lon'))\n"
+        "print(type(da.esm).__name__)"
+    )
+    for first in ("import esmscale\nimport xarray as xr", "import xarray as xr\nimport esmscale"):
+        res = _run_python(code.format(first=first))
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "EsmAccessor"
+
+
+def test_every_option_has_help_with_default_and_examples(capsys):
+    parser, subs = _subparsers()
+    assert set(subs) == {
+        "demo", "synth", "train", "downscale", "calibrate", "evaluate", "forecast-train",
+        "forecast",
+    }  # fmt: skip
+    for name, sub in subs.items():
+        assert sub.description, name
+        examples = [ln for ln in (sub.epilog or "").splitlines() if ln.startswith("  esmscale ")]
+        assert 2 <= len(examples) <= 3, (name, sub.epilog)
+        assert all(f" {name} " in ln or ln.startswith(f"  esmscale {name}") or "synth" in ln
+                   for ln in examples), examples  # fmt: skip
+        text = sub.format_help()
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.dest)
+            flag = action.option_strings[-1] if action.option_strings else action.dest
+            if action.option_strings and action.default not in (None, False):
+                shown = sub._get_formatter()._get_help_string(action)
+                assert "default" in shown, (name, flag)
+            assert flag in text
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == "esmscale 0.1.0"
+    downscale_help = subs["downscale"].format_help()
+    assert "(default: 1)" in downscale_help  # --members
+    assert "examples:\n  esmscale downscale esm.nc" in downscale_help
+
+
+def test_forecast_model_choices_match_the_registry(capsys, tmp_path):
+    from esmscale.cli.parser import FORECAST_BASELINES, FORECAST_NETWORKS
+    from esmscale.forecast import available_methods
+
+    assert sorted(FORECAST_BASELINES + FORECAST_NETWORKS) == available_methods()
+    _, subs = _subparsers()
+    text = subs["forecast"].format_help()
+    assert all(name in text for name in FORECAST_BASELINES)
+    assert "{fno,pastnet,simvp}" in subs["forecast-train"].format_help()
+    out = str(tmp_path / "f.nc")
+    assert main(["forecast", "x.nc", "--model", "nonsense", "--output", out]) == 2
+    err = capsys.readouterr().err
+    assert "persistence" in err and "nonsense" in err and "Traceback" not in err
+    assert main(["forecast", "x.nc", "--model", "pastnet", "--output", out]) == 2
+    assert "forecast-train" in capsys.readouterr().err
+
+
+def test_no_coastlines_flag_says_what_it_does():
+    _, subs = _subparsers()
+    assert subs["evaluate"].parse_args(["o.nc", "--result", "a=b", "--output", "r",
+                                        "--no-coastlines"]).no_coastlines  # fmt: skip
+    with pytest.raises(SystemExit):
+        subs["evaluate"].parse_args(["o.nc", "--result", "a=b", "--output", "r", "--no-maps"])
+    assert "without coastlines" in subs["evaluate"].format_help()
+
+
+def test_errors_give_cli_flags_not_python_arguments(tiny_model, esm_file, tmp_path, capsys):
+    from esmscale.errors import EsmscaleError
+    from esmscale.io import write_zarr
+
+    out = tmp_path / "o.zarr"
+    args = ["downscale", str(esm_file), "--model", str(tiny_model), "--output", str(out),
+            "--chunks", "time=3", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "overwrite=True" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert main([*args[:-2], "--chunks", "time=2", "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "--output" in err and "overwrite=True" not in err
+    # the Python interface still speaks Python
+    with pytest.raises(EsmscaleError, match=r"overwrite=True"):
+        write_zarr(xr.open_zarr(out).pr.chunk({"time": 3}), out, progress=False)
+    # a catalog root that is not a folder: --catalog-root, not root=
+    cat = _REPO / "catalogs" / "climate4r_iberia.json"
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    code = main(["downscale", f"{cat}?source_id=CNRM-CM5", "--catalog-root", str(not_a_folder),
+                 "--output", str(tmp_path / "c.zarr")])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--catalog-root" in err and "root=" not in err.replace("--catalog-root", "")
+
+
+def test_unreadable_and_one_dimensional_inputs_are_errors(tmp_path, capsys):
+    text = tmp_path / "notes.nc"
+    text.write_text("this is a text file\n" * 20)
+    assert main(["downscale", str(text), "--output", str(tmp_path / "a.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "notes.nc" in err and "NetCDF" in err
+    flat = tmp_path / "series.nc"
+    xr.Dataset({"pr": ("time", np.ones(5), {"units": "mm/day"})}).to_netcdf(flat)
+    assert main(["downscale", str(flat), "--output", str(tmp_path / "b.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "'pr' has dims ('time',)" in err and "latitude and longitude" in err
+
+
+def test_python_api_accepts_paths_and_model_names(tmp_path, esm_file):
+    import esmscale
+    from esmscale.errors import EsmscaleError
+
+    with pytest.raises(EsmscaleError, match=r"'nope.nc' does not exist"):
+        esmscale.downscale("nope.nc", "synthetic-pr-4x")
+    res = esmscale.downscale(esm_file, "synthetic-pr-4x", members=1)
+    assert res.dims == ("member", "time", "lat", "lon")
+    out = esmscale.downscale_array("synthetic-pr-4x", np.ones((1, 4, 4)), t_star=0.1)
+    assert out.shape == (1, 1, 16, 16)
+    with pytest.raises(EsmscaleError, match="model is a ndarray"):
+        esmscale.downscale_array(np.ones((1, 4, 4)), "synthetic-pr-4x")
+
+
+def test_missing_forecast_extra_names_the_extra(tmp_path):
+    data = tmp_path / "tas.nc"
+    assert main(["synth", str(data), "--variable", "tas", "--ny", "8", "--nx", "8",
+                 "--days", "12"]) == 0  # fmt: skip
+    code = (
+        "import sys\nsys.modules['cv2'] = None\nsys.modules['pysteps'] = None\n"
+        "from esmscale.cli import main\nsys.exit(main(sys.argv[1:]))"
+    )
+    res = _run_python(code, "forecast", str(data), "--model", "optical_flow", "--output",
+                      str(tmp_path / "f.nc"))  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    expected = (
+        "esmscale forecast: error: the optical_flow forecast needs OpenCV (cv2) or pysteps, "
+        'which is not installed; install it with: pip install "esmscale[forecast]"'
+    )
+    assert res.stderr.strip().splitlines() == [expected]
+
+
+def test_missing_visionkit_extra_names_the_extra(tmp_path):
+    code = (
+        "import runpy, sys\nsys.modules['transformers'] = None\n"
+        "sys.argv = ['visionkit', *sys.argv[1:]]\n"
+        "runpy.run_module('visionkit', run_name='__main__', alter_sys=True)"
+    )
+    res = _run_python(code, "pretrain", "--out", str(tmp_path / "bb"), "--steps", "1")
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'pip install "esmscale[visionkit]"' in lines[0], lines
+
+
+@pytest.fixture(scope="module")
+def small_obs(tmp_path_factory):
+    path = tmp_path_factory.mktemp("obs") / "obs.nc"
+    assert main(["synth", str(path), "--ny", "16", "--nx", "16", "--days", "10"]) == 0
+    return path
+
+
+def test_train_refuses_to_replace_a_run_and_names_changed_settings(small_obs, tmp_path, capsys):
+    import esmscale
+    from esmscale.errors import EsmscaleError
+
+    run = tmp_path / "run"
+    train = ["train", str(small_obs), "--output", str(run), "--steps", "2", "--batch-size", "2",
+             "--patch-size", "16", "--channels", "8", "16", "--quiet"]  # fmt: skip
+    assert main(train) == 0
+    weights = run / "model" / "model.safetensors"
+    before = (weights.read_bytes(), weights.stat().st_mtime_ns)
+    capsys.readouterr()
+    assert main([*train, "--seed", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a finished consistency model" in err and "--overwrite" in err
+    assert (weights.read_bytes(), weights.stat().st_mtime_ns) == before
+    with pytest.raises(EsmscaleError, match="overwrite=True"):
+        esmscale.train(small_obs, output_dir=run, progress=False)
+    assert main([*train, "--lr", "0.001", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "lr: 0.0003 (stored) -> 0.001 (now)" in err and "--output" in err
+    assert main([*train, "--seed", "5", "--overwrite"]) == 0
+    assert weights.read_bytes() != before[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_downscale_prints_one_line_and_the_resume_command(tiny_model, tmp_path):
+    import shlex
+    import signal
+    import time
+
+    esm = tmp_path / "long.nc"
+    synthetic_esm(synthetic_precip(32, 48, 120, seed=1)).to_netcdf(esm)
+    out = tmp_path / "int.zarr"
+    argv = ["downscale", str(esm), "--model", str(tiny_model), "--output", str(out),
+            "--members", "2", "--chunks", "time=1", "--quiet"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(_REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esmscale.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=_REPO,
+    )
+    deadline = time.monotonic() + 240
+    while not list(out.glob("pr/c/*/*/*/*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert " of 240 chunks were written to " in lines[0]
+    command = lines[0].split("write the rest with: ")[1]
+    assert command.endswith("--resume")
+    assert not is_complete(out)
+    assert main(shlex.split(command)[1:]) == 0
+    assert is_complete(out)
