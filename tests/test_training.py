@@ -58,8 +58,12 @@ def test_resume_needs_state_and_same_config(small_obs, tiny_train_config, tmp_pa
         train(small_obs, tiny_train_config, output_dir=tmp_path, resume=True, progress=False)
     train(small_obs, tiny_train_config, output_dir=tmp_path, progress=False, stop_after=3)
     other = dataclasses.replace(tiny_train_config, lr=1e-2)
-    with pytest.raises(EsmscaleError, match="different TrainConfig"):
+    with pytest.raises(
+        EsmscaleError, match=r"other settings \(lr: \S+ \(stored\) -> 0.01 \(now\)\)"
+    ):
         train(small_obs, other, output_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(EsmscaleError, match=r"partly trained .* resume=True to continue it"):
+        train(small_obs, tiny_train_config, output_dir=tmp_path, progress=False)
 
 
 def test_nan_cells_are_masked(small_obs, tiny_train_config):

@@ -80,8 +80,12 @@ def test_deterministic_and_resumable(winters, tmp_path):
     sa, sc = a.net.state_dict(), c.net.state_dict()
     assert all(torch.equal(sa[k], sc[k]) for k in sa)
     assert a.info["history"] == c.info["history"]
-    with pytest.raises(EsmscaleError, match="different ForecastConfig"):
+    with pytest.raises(
+        EsmscaleError, match=r"other settings \(lr: \S+ \(stored\) -> 0.5 \(now\)\)"
+    ):
         train(winters, cfg.replace(lr=0.5), output_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(EsmscaleError, match="already holds a finished forecaster"):
+        train(winters, cfg, output_dir=tmp_path, progress=False)
 
 
 def test_save_load_round_trip(trained, winters, tmp_path):
