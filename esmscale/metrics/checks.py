@@ -251,10 +251,14 @@ def align_to_obs(
     if not same:
         raise EsmscaleError(
             f"{what} and obs are on different grids: {what} {_describe_grid(r, rlat, rlon)}, "
-            f"obs {_describe_grid(o, olat, olon)}. Regrid the result onto the observations "
-            "first (esmscale.prepare.regrid(result, obs)), or pass observations on the grid "
-            "you downscaled to (downscale(..., target=obs)); a reversed latitude axis is fixed "
-            "with da.sortby('lat')."
+            f"obs {_describe_grid(o, olat, olon)}.",
+            python="Regrid the result onto the observations first "
+            "(esmscale.prepare.regrid(result, obs)), or pass observations on the grid you "
+            "downscaled to (downscale(..., target=obs)); a reversed latitude axis is fixed with "
+            "da.sortby('lat').",
+            cli="Downscale onto the observations' grid (esmscale downscale ... --target OBS) or "
+            "give observations on the grid you downscaled to; a reversed latitude axis must be "
+            "sorted (increasing latitude) in the file.",
         )
     r = r.rename({k: v for k, v in ((rlat, olat), (rlon, olon)) if k != v})
     r = r.assign_coords({olat: o[olat], olon: o[olon]})

@@ -36,8 +36,11 @@ def _coarse_pair(
         given = "" if factor is None else f" {factor}"
         raise EsmscaleError(
             f"the result grid {ny}x{nx} is not the coarse grid {cy}x{cx} refined by the "
-            f"integer factor{given}; pass factor= (the downscaling factor) and crop the result "
-            "to whole coarse cells (e.g. result.isel(lat=slice(0, f * ny_coarse)))."
+            f"integer factor{given};",
+            python="pass factor= (the downscaling factor) and crop the result to whole coarse "
+            "cells (e.g. result.isel(lat=slice(0, f * ny_coarse))).",
+            cli="give --factor (the downscaling factor) and crop the result to whole coarse "
+            "cells, or leave out --coarse.",
         )
     rt = time_dim(r, rlat, rlon, "result")
     ct = time_dim(c, clat, clon, "coarse")

@@ -46,8 +46,12 @@ def test_select_variable_single_candidate_ignores_1d():
 
 
 def test_select_variable_no_candidate():
-    with pytest.raises(EsmscaleError, match="0 gridded"):
+    with pytest.raises(
+        EsmscaleError, match=r"latitude and longitude dims \('x' has dims \('t',\)\)"
+    ):
         select_variable(xr.Dataset({"x": ("t", np.zeros(3))}))
+    with pytest.raises(EsmscaleError, match="it has no data variables"):
+        select_variable(xr.Dataset())
 
 
 def test_select_variable_dataarray():
