@@ -236,6 +236,7 @@ def test_help_imports_no_heavy_module():
     assert res.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_import_esmscale_keeps_api_and_accessor_in_either_order():
     code = (
         "import sys\n{first}\n"
@@ -370,6 +371,7 @@ def test_python_api_accepts_paths_and_model_names(tmp_path, esm_file):
         esmscale.downscale_array(np.ones((1, 4, 4)), "synthetic-pr-4x")
 
 
+@pytest.mark.slow
 def test_missing_forecast_extra_names_the_extra(tmp_path):
     data = tmp_path / "tas.nc"
     assert main(["synth", str(data), "--variable", "tas", "--ny", "8", "--nx", "8",
