@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from esmscale.errors import EsmscaleError
 from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
 from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel, sigma_schedule
+from esmscale.models.modeling_utils import config_from_dict
 from esmscale.models.transforms import fit_transform
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
 from esmscale.units import quantity
@@ -98,13 +99,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise EsmscaleError(
-                f"TrainConfig has unknown keys {sorted(unknown)}; known keys: {sorted(known)}."
-            )
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def _n_levels(step: int, cfg: TrainConfig) -> int:

@@ -35,8 +35,10 @@ from esmscale.forecast.data import (
 from esmscale.forecast.forecaster import NETWORKS, NeuralForecaster
 from esmscale.forecast.intrinsic import intrinsic_dimension
 from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
-from esmscale.models.forecast_baselines import FNOConfig, SimVPConfig
-from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig, frozen_from_dict
+from esmscale.models.fno import FNOConfig
+from esmscale.models.modeling_utils import config_from_dict
+from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig
+from esmscale.models.simvp import SimVPConfig
 from esmscale.prepare.inputs import select_variable
 
 __all__ = ["ForecastConfig", "choose_code_dim", "train"]
@@ -44,7 +46,14 @@ __all__ = ["ForecastConfig", "choose_code_dim", "train"]
 STATE_DIR = "training_state"
 MODEL_DIR = "model"
 ModelConfig = PastNetConfig | SimVPConfig | FNOConfig
-_CONFIGS: dict[str, Any] = {"pastnet": PastNetConfig, "simvp": SimVPConfig, "fno": FNOConfig}
+
+
+def _model_config(kind: str, where: str) -> Any:
+    """Config class of the trainable network ``kind``; the error lists the known kinds."""
+    try:
+        return NETWORKS.get(kind).config_class
+    except EsmscaleError as err:
+        raise EsmscaleError(f"{where}={kind!r} is unknown: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -84,13 +93,7 @@ class ForecastConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.model, str):
-            if self.model not in _CONFIGS:
-                raise EsmscaleError(
-                    f"ForecastConfig.model={self.model!r} is unknown; trainable models: "
-                    f"{sorted(_CONFIGS)} (baselines without training: see "
-                    "esmscale.forecast.available_methods())."
-                )
-            object.__setattr__(self, "model", _CONFIGS[self.model]())
+            object.__setattr__(self, "model", _model_config(self.model, "ForecastConfig.model")())
         object.__setattr__(self, "code_dim_range", tuple(self.code_dim_range))
         for k in ("t_in", "t_out", "steps", "batch_size", "eval_every", "checkpoint_every"):
             if int(getattr(self, k)) < 1:
@@ -118,10 +121,8 @@ class ForecastConfig:
         if isinstance(d.get("model"), dict):
             m = dict(d["model"])
             kind = m.pop("kind", "pastnet")
-            if kind not in _CONFIGS:
-                raise EsmscaleError(f"unknown model kind {kind!r}; known {sorted(_CONFIGS)}.")
-            d["model"] = _CONFIGS[kind].from_dict(m)
-        return frozen_from_dict(cls, d, tuples=("code_dim_range",))
+            d["model"] = _model_config(kind, "ForecastConfig.model['kind']").from_dict(m)
+        return config_from_dict(cls, d, tuples=("code_dim_range",))
 
     def replace(self, **changes: Any) -> ForecastConfig:
         """Copy with some fields changed."""
