@@ -4,7 +4,7 @@
 -> optional QDM bias correction (xsdba) -> fixed tiles of the global target grid with halos and
 blended overlaps (:mod:`esmscale.tiling`) -> the consistency model -> units back, CF attributes
 and provenance. With Dask input nothing is computed until the result is; each output chunk is
-one task that loads the model once per process (:func:`esmscale.pretrained.cached_model`).
+one task that loads the model once per process (:func:`esmscale.io.model_cache.cached_model`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ import xarray as xr
 from esmscale._version import __version__
 from esmscale.downscale import resolve_t_star
 from esmscale.errors import EsmscaleError, EsmscaleWarning
+from esmscale.io.model_cache import ModelRef, cached_model, model_ref
 from esmscale.models.consistency import ConsistencyModel
+from esmscale.models.sampler import SAMPLERS
 from esmscale.models.transforms import DataTransform
 from esmscale.prepare.inputs import select_variable
 from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
-from esmscale.pretrained import ModelRef, cached_model, load_model, model_ref
+from esmscale.pretrained import load_model
 from esmscale.tiling import TileGrid, denoise_region, fixed_threads
 from esmscale.units import linear_factors
 
@@ -228,16 +230,7 @@ def downscale(
     if members < 1 or steps < 1:
         raise EsmscaleError(f"members={members} and steps={steps} must both be >= 1.")
     ts = resolve_t_star(cm, t_star)
-    expected = "diffusion" if sampler == "bridge" else "consistency"
-    if sampler not in ("consistency", "bridge", "noise-only"):
-        raise EsmscaleError(
-            f"sampler={sampler!r} is not known; use 'consistency', 'bridge' or 'noise-only'."
-        )
-    if sampler != "noise-only" and cm.config.objective != expected:
-        raise EsmscaleError(
-            f"sampler={sampler!r} needs a model trained with objective={expected!r}, but "
-            f"{cm.config.name!r} was trained with objective={cm.config.objective!r}."
-        )
+    SAMPLERS.get(sampler).check_model(cm)
     lat = find_latlon(da)[0]
     tgt = refine_grid(da, cm.config.factor) if target is None else target
     tlat, tlon = find_latlon(tgt)
