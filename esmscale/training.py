@@ -31,7 +31,13 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from esmscale.errors import EsmscaleError
-from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.io.checkpoint import (
+    optimizer_tensors,
+    read_checkpoint,
+    restore_optimizer,
+    strip_prefix,
+    write_checkpoint,
+)
 from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel, sigma_schedule
 from esmscale.models.modeling_utils import config_from_dict
 from esmscale.models.transforms import fit_transform
@@ -179,27 +185,6 @@ def _load_obs(
     return values, name, units, grid_spacing(da)
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
-    sd = opt.state_dict()
-    tensors = {
-        f"opt.{i}.{k}": torch.as_tensor(v).clone()
-        for i, st in sd["state"].items()
-        for k, v in st.items()
-    }
-    return tensors, sd["param_groups"]
-
-
-def _restore_optimizer(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: Any
-) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, i, k = key.split(".", 2)
-            state.setdefault(int(i), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def _save_state(
     path: Path,
     step: int,
@@ -210,7 +195,7 @@ def _save_state(
 ) -> None:
     tensors = {f"online.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-    opt_tensors, groups = _optimizer_tensors(opt)
+    opt_tensors, groups = optimizer_tensors(opt)
     tensors.update(opt_tensors)
     meta = {
         "step": step,
@@ -315,9 +300,9 @@ def train(
                 f"{out / STATE_DIR} was written with a different TrainConfig; resume with the "
                 "same settings or start a new output directory."
             )
-        model.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("online.")})
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        _restore_optimizer(opt, tensors, meta["param_groups"])
+        model.load_state_dict(strip_prefix(tensors, "online."))
+        ema.load_state_dict(strip_prefix(tensors, "ema."))
+        restore_optimizer(opt, tensors, meta["param_groups"])
         start = int(meta["step"])
 
     model.train()
