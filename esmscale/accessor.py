@@ -17,9 +17,9 @@ from esmscale.calibration import Calibration, calibrate_noise_level
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.prepare.inputs import select_variable
 from esmscale.prepare.regrid import find_latlon, regrid
+from esmscale.prepare.units import linear_factors
 from esmscale.pretrained import load_model
 from esmscale.spectra import rapsd
-from esmscale.units import linear_factors
 
 __all__ = ["EsmAccessor"]
 

@@ -225,7 +225,7 @@ def calibrate_on_pairs(
     """
     from esmscale.metrics import fair_crps
     from esmscale.pipeline import downscale
-    from esmscale.units import linear_factors
+    from esmscale.prepare.units import linear_factors
 
     ref = select_variable(obs, None) if isinstance(obs, xr.Dataset) else obs
     scores: dict[float, float] = {}

@@ -27,9 +27,9 @@ from esmscale.models.sampler import SAMPLERS
 from esmscale.models.transforms import DataTransform
 from esmscale.prepare.inputs import select_variable
 from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
+from esmscale.prepare.units import linear_factors
 from esmscale.pretrained import load_model
 from esmscale.tiling import TileGrid, denoise_region, fixed_threads
-from esmscale.units import linear_factors
 
 __all__ = ["check_time", "downscale", "output_attrs"]
 

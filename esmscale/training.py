@@ -42,7 +42,7 @@ from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel, sig
 from esmscale.models.modeling_utils import config_from_dict
 from esmscale.models.transforms import fit_transform
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
-from esmscale.units import quantity
+from esmscale.prepare.units import quantity
 
 __all__ = ["TrainConfig", "train"]
 

@@ -7,8 +7,9 @@ while the model's change signal per quantile (relative for precipitation, absolu
 temperature) is preserved.
 
 Units
-    ``ref``, ``hist`` and ``sim`` may come in any units known to :mod:`esmscale.units`. They are
-    converted to a canonical unit (``mm d-1`` for precipitation, ``K`` for temperature) before
+    ``ref``, ``hist`` and ``sim`` may come in any units known to
+    :mod:`esmscale.prepare.units`. They are converted to a canonical unit (``mm d-1`` for
+    precipitation, ``K`` for temperature) before
     xsdba sees them (xsdba cannot turn ``kg m-2 s-1`` into ``mm d-1`` itself) and the corrected
     field is returned in the units of ``ref`` (the observations), with ``attrs["units"]`` set.
 
@@ -73,7 +74,7 @@ import numpy as np
 import xarray as xr
 
 from esmscale.errors import EsmscaleError, EsmscaleWarning
-from esmscale.units import convert, quantity
+from esmscale.prepare.units import linear_factors, quantity
 
 __all__ = ["BIAS_CORRECTIONS", "QDMCorrector", "bias_correct"]
 
@@ -96,16 +97,9 @@ def _quiet_xsdba() -> Iterator[None]:
         yield
 
 
-def _affine(src: str, dst: str, name: str) -> tuple[float, float]:
-    """``(scale, offset)`` with ``dst_value = src_value * scale + offset`` (checked units)."""
-    offset = float(convert(np.array(0.0), src, dst, name))
-    scale = float(convert(np.array(1.0), src, dst, name)) - offset
-    return scale, offset
-
-
 def _to_units(da: xr.DataArray, src: str, dst: str, name: str) -> xr.DataArray:
     """Lazy unit conversion of ``da`` (dask arrays stay dask arrays)."""
-    scale, offset = _affine(src, dst, name)
+    scale, offset = linear_factors(src, dst, name)
     out = da if (scale, offset) == (1.0, 0.0) else da * scale + offset
     return out.assign_attrs({**da.attrs, "units": dst})
 
@@ -560,7 +554,7 @@ class QDMCorrector:
             scen = scen.where(scen.isnull() | (scen >= self.dry_threshold), 0.0)
         valid = self.state["af"].notnull().any([d for d in self.state["af"].dims if d not in dims])
         scen = scen.where(valid)
-        scale, offset = _affine(canon, self.units, "output")
+        scale, offset = linear_factors(canon, self.units, "output")
         if (scale, offset) != (1.0, 0.0):
             scen = scen * scale + offset
         scen = scen.drop_vars(coordless).transpose(*orig_dims).assign_coords(extra).rename(name)
@@ -684,8 +678,6 @@ def bias_correct(
     """
     from esmscale.prepare.inputs import select_variable
     from esmscale.prepare.regrid import regrid
-    from esmscale.units import linear_factors
-
     def pick(obj: xr.DataArray | xr.Dataset) -> xr.DataArray:
         keep = isinstance(obj, xr.Dataset) and variable in obj
         return select_variable(obj, variable if keep else None)

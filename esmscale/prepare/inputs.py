@@ -11,7 +11,7 @@ import xarray as xr
 
 from esmscale.errors import EsmscaleError
 from esmscale.io.catalog import open_catalog_dataset, parse_catalog_uri
-from esmscale.units import convert
+from esmscale.prepare.units import convert
 
 __all__ = ["field_values", "grid_spacing", "open_dataset", "select_variable"]
 
