@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from esmscale.datasets.synthetic import coarsen_block
 from esmscale.downscale import denoise_fine
 from esmscale.errors import EsmscaleError
 from esmscale.metrics import crps_ensemble, pooled_correlation
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.prepare.inputs import field_values, select_variable
-from esmscale.prepare.interp import upsample_bilinear
+from esmscale.prepare.interp import coarsen_block, upsample_bilinear
 from esmscale.spectra import rapsd
 
 __all__ = [

@@ -26,9 +26,11 @@ import xarray as xr
 
 from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
-from esmscale.pipeline import check_time, downscale
+from esmscale.pipeline import downscale
+from esmscale.prepare.checks import check_time
+from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import select_variable
-from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
+from esmscale.prepare.regrid import refine_grid, regrid
 from esmscale.pretrained import load_model
 from esmscale.registry import Registry
 

@@ -44,7 +44,7 @@ def as_dataarray(obj: Any, what: str) -> xr.DataArray:
 
 def latlon_dims(da: xr.DataArray, what: str) -> tuple[str, str]:
     """Names of the latitude and longitude dims of ``da`` (an error naming ``what`` if none)."""
-    from esmscale.prepare.regrid import find_latlon
+    from esmscale.prepare.coords import find_latlon
 
     try:
         lat, lon = find_latlon(da)

@@ -678,6 +678,7 @@ def bias_correct(
     """
     from esmscale.prepare.inputs import select_variable
     from esmscale.prepare.regrid import regrid
+
     def pick(obj: xr.DataArray | xr.Dataset) -> xr.DataArray:
         keep = isinstance(obj, xr.Dataset) and variable in obj
         return select_variable(obj, variable if keep else None)

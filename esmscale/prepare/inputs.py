@@ -55,7 +55,7 @@ def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None)
         return obj
     names = [str(k) for k, v in obj.data_vars.items() if v.ndim >= 2]
     try:
-        from esmscale.prepare.regrid import find_latlon
+        from esmscale.prepare.coords import find_latlon
 
         lat, lon = find_latlon(obj)
         names = [n for n in names if {lat, lon} <= set(obj[n].dims)]
