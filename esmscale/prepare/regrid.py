@@ -431,9 +431,33 @@ def regrid(
     tlat_name, tlon_name = find_latlon(target)
     tlat = _coord_values(target, tlat_name)
     tlon = _coord_values(target, tlon_name)
+    src, in_chunks = _regrid_source(da, tlat, tlon)
+    out = _interpolate(src, tlat, tlon, method)
+    if np.issubdtype(da.dtype, np.floating) and out.dtype != da.dtype:
+        out = out.astype(da.dtype)
+    out = _target_layout(out, da, target, (tlat_name, tlon_name), (tlat, tlon))
+    if mask:
+        keep = target_mask(target)
+        if keep is not None:
+            out = out.where(xr.DataArray(keep.values, dims=(tlat_name, tlon_name)))
+    if out.chunks is not None:
+        out = out.chunk(
+            {
+                **{k: v for k, v in in_chunks.items() if k in out.dims},
+                tlat_name: -1,
+                tlon_name: -1,
+            }
+        )
+    out.attrs = dict(da.attrs)
+    out.encoding = {}
+    return out.rename(da.name)
 
+
+def _regrid_source(
+    da: xr.DataArray, tlat: np.ndarray, tlon: np.ndarray
+) -> tuple[xr.DataArray, Any]:
+    """The input ready for xarray-regrid (private dim names, float64) and its chunk sizes."""
     src = to_regular(da)
-    lat_orig, lon_orig = find_latlon(da)
     # Auxiliary coordinates on the grid (other than lat/lon) cannot be carried over.
     aux = [
         k for k, v in src.coords.items() if k not in ("lat", "lon") and {"lat", "lon"} & set(v.dims)
@@ -447,8 +471,13 @@ def regrid(
         src = src.chunk({"lat": -1, "lon": -1})
     # Work in float64 so that numpy and dask input give identical results (interp returns
     # float64 in one case and the input dtype in the other); cast back at the end.
-    src = src.rename({"lat": _ILAT, "lon": _ILON}).astype(np.float64)
+    return src.rename({"lat": _ILAT, "lon": _ILON}).astype(np.float64), in_chunks
 
+
+def _interpolate(
+    src: xr.DataArray, tlat: np.ndarray, tlon: np.ndarray, method: str
+) -> xr.DataArray:
+    """NaN-aware interpolation of ``src`` onto ``tlat x tlon`` (in the target's order)."""
     lat_order = np.argsort(tlat, kind="stable")
     lon_order = np.argsort(tlon, kind="stable")
     grid = xr.Dataset(coords={_ILAT: tlat[lat_order], _ILON: tlon[lon_order]})
@@ -475,37 +504,31 @@ def regrid(
             output_chunks={_ILAT: tlat.size, _ILON: tlon.size},
         )
     out = done["num"] / done["den"].where(done["den"] >= _VALID_FRACTION)
-    if np.issubdtype(da.dtype, np.floating) and out.dtype != da.dtype:
-        out = out.astype(da.dtype)
-
-    # Back to the target's order, names, values and coordinate attributes.
+    # Back to the target's order.
     if np.any(np.diff(lat_order) != 1):
         out = out.isel({_ILAT: np.argsort(lat_order)})
     if np.any(np.diff(lon_order) != 1):
         out = out.isel({_ILON: np.argsort(lon_order)})
+    return out
+
+
+def _target_layout(
+    out: xr.DataArray,
+    da: xr.DataArray,
+    target: xr.Dataset | xr.DataArray,
+    names: tuple[str, str],
+    values: tuple[np.ndarray, np.ndarray],
+) -> xr.DataArray:
+    """The target's lat/lon names, values and attributes, in the input's dim order."""
+    tlat_name, tlon_name = names
     out = out.drop_vars([_ILAT, _ILON]).rename({_ILAT: tlat_name, _ILON: tlon_name})
     out = out.assign_coords(
         {
-            tlat_name: (tlat_name, tlat, dict(target[tlat_name].attrs)),
-            tlon_name: (tlon_name, tlon, dict(target[tlon_name].attrs)),
+            tlat_name: (tlat_name, values[0], dict(target[tlat_name].attrs)),
+            tlon_name: (tlon_name, values[1], dict(target[tlon_name].attrs)),
         }
     )
+    lat_orig, lon_orig = find_latlon(da)
     new_name = {lat_orig: tlat_name, lon_orig: tlon_name}
     dims = [new_name.get(str(d), d) for d in _latlon_as_dims(da, lat_orig, lon_orig).dims]
-    out = out.transpose(*dims)
-
-    if mask:
-        keep = target_mask(target)
-        if keep is not None:
-            out = out.where(xr.DataArray(keep.values, dims=(tlat_name, tlon_name)))
-    if out.chunks is not None:
-        out = out.chunk(
-            {
-                **{k: v for k, v in in_chunks.items() if k in out.dims},
-                tlat_name: -1,
-                tlon_name: -1,
-            }
-        )
-    out.attrs = dict(da.attrs)
-    out.encoding = {}
-    return out.rename(da.name)
+    return out.transpose(*dims)
