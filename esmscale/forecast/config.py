@@ -13,7 +13,7 @@ from typing import Any
 from esmscale.errors import EsmscaleError
 from esmscale.forecast.forecaster import NETWORKS
 from esmscale.models.fno import FNOConfig
-from esmscale.models.modeling_utils import config_from_dict
+from esmscale.models.modeling_utils import ConfigMixin, config_from_dict
 from esmscale.models.pastnet import PastNetConfig
 from esmscale.models.simvp import SimVPConfig
 
@@ -31,7 +31,7 @@ def _model_config(kind: str, where: str) -> Any:
 
 
 @dataclass(frozen=True)
-class ForecastConfig:
+class ForecastConfig(ConfigMixin):
     """Training settings (frozen; round-trips through :meth:`to_dict` / :meth:`from_dict`).
 
     ``model`` is a network config (or its name for the defaults); its ``t_in``, ``t_out`` and
@@ -97,7 +97,3 @@ class ForecastConfig:
             kind = m.pop("kind", "pastnet")
             d["model"] = _model_config(kind, "ForecastConfig.model['kind']").from_dict(m)
         return config_from_dict(cls, d, tuples=("code_dim_range",))
-
-    def replace(self, **changes: Any) -> ForecastConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)

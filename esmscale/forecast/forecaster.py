@@ -147,7 +147,7 @@ class NeuralForecaster(Forecaster):
                 f"{path}: not an esmscale forecast checkpoint (model_kind={kind!r}; known "
                 f"{sorted(NETWORKS)}); write one with esmscale.forecast.train(..., output_dir=)."
             )
-        net_cls = NETWORKS.get(kind)
+        net_cls = NETWORKS.get(str(kind))
         net = net_cls.load_weights(net_cls.config_class.from_dict(cfg["model"]), tensors, path)
         model = cls(net, Normalisation.from_dict(cfg["normalisation"]), cfg.get("forecast"))
         model.sha256 = sha

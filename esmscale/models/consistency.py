@@ -16,14 +16,14 @@ from diffusers import UNet2DModel
 from torch import nn
 
 from esmscale.errors import EsmscaleError
-from esmscale.models.modeling_utils import PretrainedMixin, config_from_dict
+from esmscale.models.modeling_utils import ConfigMixin, PretrainedMixin, config_from_dict
 from esmscale.models.transforms import DataTransform
 
 __all__ = ["ConsistencyConfig", "ConsistencyModel"]
 
 
 @dataclass(frozen=True)
-class ConsistencyConfig:
+class ConsistencyConfig(ConfigMixin):
     """Everything needed to rebuild a consistency model and use it on physical data.
 
     Parameters
@@ -117,10 +117,6 @@ class ConsistencyConfig:
         if "transform" in d and isinstance(d["transform"], dict):
             d["transform"] = DataTransform.from_dict(d["transform"])
         return config_from_dict(cls, d, tuples=("block_out_channels",))
-
-    def replace(self, **changes: Any) -> ConsistencyConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 class ConsistencyModel(PretrainedMixin, nn.Module):

@@ -8,22 +8,21 @@ esmscale network (:class:`~esmscale.models.modeling_utils.PretrainedMixin`). Pur
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esmscale.models.modeling_utils import PretrainedMixin, config_from_dict
+from esmscale.models.modeling_utils import ConfigMixin, PretrainedMixin
 from esmscale.models.pastnet import check_clip
 
 __all__ = ["FNO2d", "FNOConfig"]
 
 
 @dataclass(frozen=True)
-class FNOConfig:
+class FNOConfig(ConfigMixin):
     """Small 2-D Fourier neural operator with time stacked in channels.
 
     Examples
@@ -45,19 +44,6 @@ class FNOConfig:
     def multiple(self) -> int:
         """Any grid works."""
         return 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FNOConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        return config_from_dict(cls, d)
-
-    def replace(self, **changes: Any) -> FNOConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 class _SpectralConv(nn.Module):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
 
-__all__ = ["PretrainedMixin", "config_from_dict"]
+__all__ = ["ConfigMixin", "PretrainedMixin", "config_from_dict"]
 
 _C = TypeVar("_C")
 _M = TypeVar("_M", bound="PretrainedMixin")
@@ -66,6 +66,30 @@ def config_from_dict(cls: type[_C], d: dict[str, Any], tuples: tuple[str, ...] =
         )
     d = {k: (tuple(v) if k in tuples and isinstance(v, list) else v) for k, v in d.items()}
     return cls(**d)
+
+
+class ConfigMixin:
+    """``to_dict`` / ``from_dict`` / ``replace`` for a frozen config dataclass.
+
+    ``to_dict`` is :func:`dataclasses.asdict`, ``from_dict`` is :func:`config_from_dict`
+    (fields named in ``tuple_fields`` come back as tuples), ``replace`` is
+    :func:`dataclasses.replace`.
+    """
+
+    tuple_fields: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form; :meth:`from_dict` inverts it."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        return config_from_dict(cls, d, cls.tuple_fields)
+
+    def replace(self, **changes: Any) -> Self:
+        """Copy with some fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
 class PretrainedMixin:

@@ -21,7 +21,6 @@ chosen from the intrinsic dimension of the encoder latents by
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from esmscale.errors import EsmscaleError
-from esmscale.models.modeling_utils import PretrainedMixin, config_from_dict
+from esmscale.models.modeling_utils import ConfigMixin, PretrainedMixin, config_from_dict
 
 __all__ = [
     "Decoder",
@@ -52,7 +51,7 @@ frozen_from_dict = config_from_dict
 
 
 @dataclass(frozen=True)
-class PastNetConfig:
+class PastNetConfig(ConfigMixin):
     """Architecture of :class:`PastNet` (frozen; round-trips through ``to_dict``/``from_dict``).
 
     Parameters
@@ -136,19 +135,6 @@ class PastNetConfig:
         """Grid sizes H and W must be multiples of this."""
         m = self.patch_size if self.use_fourier else 1
         return math.lcm(m, 4) if self.use_discrete else m
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form; :meth:`from_dict` inverts it."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PastNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        return config_from_dict(cls, d)
-
-    def replace(self, **changes: Any) -> PastNetConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 # Fourier branch ---------------------------------------------------------------------------------

@@ -9,22 +9,21 @@ Saves and loads like every esmscale network
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from esmscale.errors import EsmscaleError
-from esmscale.models.modeling_utils import PretrainedMixin, config_from_dict
+from esmscale.models.modeling_utils import ConfigMixin, PretrainedMixin
 from esmscale.models.pastnet import Decoder, Encoder, Translator, check_clip
 
 __all__ = ["SimVP", "SimVPConfig"]
 
 
 @dataclass(frozen=True)
-class SimVPConfig:
+class SimVPConfig(ConfigMixin):
     """Small SimVP: per-frame conv encoder, Inception-UNet translator over time, decoder.
 
     Examples
@@ -51,19 +50,6 @@ class SimVPConfig:
     def multiple(self) -> int:
         """Grid sizes must be multiples of this (two stride-2 convolutions)."""
         return 4
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SimVPConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        return config_from_dict(cls, d)
-
-    def replace(self, **changes: Any) -> SimVPConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 class SimVP(PretrainedMixin, nn.Module):

@@ -72,3 +72,20 @@ def test_forecast_baselines_is_a_deprecated_alias():
         old = importlib.import_module("esmscale.models.forecast_baselines")
     assert old.SimVP is SimVP and old.SimVPConfig is SimVPConfig
     assert old.FNO2d is FNO2d and old.FNOConfig is FNOConfig
+
+
+def test_config_mixin_round_trip_and_replace():
+    from esmscale.models.modeling_utils import ConfigMixin
+
+    @dataclass(frozen=True)
+    class Cfg(ConfigMixin):
+        tuple_fields = ("size",)
+        size: tuple[int, ...] = (1,)
+        width: int = 2
+
+    cfg = Cfg(size=(3, 4))
+    assert cfg.to_dict() == {"size": (3, 4), "width": 2}
+    assert Cfg.from_dict({"size": [3, 4], "width": 2}) == cfg
+    assert cfg.replace(width=5) == Cfg(size=(3, 4), width=5)
+    with pytest.raises(EsmscaleError, match="Cfg has unknown keys"):
+        Cfg.from_dict({"height": 1})
