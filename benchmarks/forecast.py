@@ -37,8 +37,9 @@ from esmscale.forecast import ForecastConfig, fit, forecast
 from esmscale.forecast import metrics as M
 from esmscale.forecast.data import segments, window_starts
 from esmscale.forecast.forecaster import NETWORKS
-from esmscale.models.forecast_baselines import FNOConfig, SimVPConfig
+from esmscale.models.fno import FNOConfig
 from esmscale.models.pastnet import PastNetConfig
+from esmscale.models.simvp import SimVPConfig
 
 DATA = Path(
     os.environ.get("ESMSCALE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -57,8 +57,8 @@ class EsmAccessor:
         from esmscale.calibration import calibrate_noise_level
         from esmscale.prepare.inputs import select_variable
         from esmscale.prepare.regrid import regrid
+        from esmscale.prepare.units import linear_factors
         from esmscale.pretrained import load_model
-        from esmscale.units import linear_factors
 
         cm = load_model(model)
         esm = select_variable(self._obj, variable)
@@ -70,8 +70,8 @@ class EsmAccessor:
 
     def psd(self, variable: str | None = None) -> xr.DataArray:
         """Time-mean radially averaged PSD (mask-aware) against wavenumber (cycles per cell)."""
+        from esmscale.prepare.coords import find_latlon
         from esmscale.prepare.inputs import select_variable
-        from esmscale.prepare.regrid import find_latlon
         from esmscale.spectra import rapsd
 
         da = select_variable(self._obj, variable)

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from esmscale.datasets.synthetic import coarsen_block
 from esmscale.downscale import denoise_fine
 from esmscale.errors import EsmscaleError
 from esmscale.metrics import crps_ensemble, pooled_correlation
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.prepare.inputs import field_values, select_variable
-from esmscale.prepare.interp import upsample_bilinear
+from esmscale.prepare.interp import coarsen_block, upsample_bilinear
 from esmscale.spectra import rapsd
 
 __all__ = [
@@ -230,7 +229,7 @@ def calibrate_on_pairs(
     """
     from esmscale.metrics import fair_crps
     from esmscale.pipeline import downscale
-    from esmscale.units import linear_factors
+    from esmscale.prepare.units import linear_factors
 
     ref = select_variable(obs, None) if isinstance(obs, xr.Dataset) else obs
     scores: dict[float, float] = {}

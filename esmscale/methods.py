@@ -26,37 +26,33 @@ import xarray as xr
 
 from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
-from esmscale.pipeline import check_time, downscale
+from esmscale.pipeline import downscale
+from esmscale.prepare.checks import check_time
+from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import select_variable
-from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
+from esmscale.prepare.regrid import refine_grid, regrid
 from esmscale.pretrained import load_model
+from esmscale.registry import Registry
 
-__all__ = ["Method", "available", "get", "register"]
+__all__ = ["METHODS", "Method", "available", "get", "register"]
 
 Method = Callable[..., xr.DataArray | xr.Dataset]
-_REGISTRY: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("downscaling method")
 
 
 def register(name: str) -> Callable[[Method], Method]:
-    """Decorator adding a method to the registry under ``name``."""
-
-    def deco(fn: Method) -> Method:
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
+    """Decorator adding a method to the registry under ``name`` (names are never reused)."""
+    return METHODS.register(name)
 
 
 def available() -> list[str]:
     """Names of the registered methods."""
-    return sorted(_REGISTRY)
+    return METHODS.available()
 
 
 def get(name: str) -> Method:
-    """The method called ``name``; the error lists the valid names."""
-    if name not in _REGISTRY:
-        raise EsmscaleError(f"no downscaling method named {name!r}; valid names: {available()}.")
-    return _REGISTRY[name]
+    """The method called ``name``; the error lists the known names."""
+    return METHODS.get(name)
 
 
 @register("cm")

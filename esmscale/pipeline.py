@@ -4,7 +4,7 @@
 -> optional QDM bias correction (xsdba) -> fixed tiles of the global target grid with halos and
 blended overlaps (:mod:`esmscale.tiling`) -> the consistency model -> units back, CF attributes
 and provenance. With Dask input nothing is computed until the result is; each output chunk is
-one task that loads the model once per process (:func:`esmscale.pretrained.cached_model`).
+one task that loads the model once per process (:func:`esmscale.io.model_cache.cached_model`).
 """
 
 from __future__ import annotations
@@ -22,47 +22,20 @@ import xarray as xr
 from esmscale._version import __version__
 from esmscale.downscale import resolve_t_star
 from esmscale.errors import EsmscaleError, EsmscaleWarning
+from esmscale.io.model_cache import ModelRef, cached_model, model_ref
 from esmscale.models.consistency import ConsistencyModel
+from esmscale.models.sampler import SAMPLERS
 from esmscale.models.transforms import DataTransform
+from esmscale.prepare.checks import check_time  # re-exported: esmscale.pipeline.check_time
+from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import open_dataset, select_variable
-from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
-from esmscale.pretrained import ModelRef, cached_model, load_model, model_ref
+from esmscale.prepare.interp import coarsen_block
+from esmscale.prepare.regrid import refine_grid, regrid
+from esmscale.prepare.units import linear_factors
+from esmscale.pretrained import load_model
 from esmscale.tiling import TileGrid, denoise_region, fixed_threads
-from esmscale.units import linear_factors
 
 __all__ = ["check_time", "downscale", "output_attrs"]
-
-
-def check_time(da: xr.DataArray) -> str:
-    """Name of the time dimension after checking it is decoded, increasing and unique."""
-    tdims = [d for d in da.dims if d not in find_latlon(da) and d in da.coords]
-    tdims = [d for d in tdims if d == "time" or da[d].attrs.get("axis") == "T"] or tdims
-    if len(tdims) != 1:
-        raise EsmscaleError(
-            f"variable {da.name!r} has dims {da.dims}; expected exactly one time dimension besides "
-            "latitude and longitude (select or squeeze the others)."
-        )
-    t = tdims[0]
-    vals = da[t].values
-    if vals.dtype.kind in "iuf":
-        raise EsmscaleError(
-            f"time coordinate {t!r} of {da.name!r} is numeric ({vals.dtype}), not dates; its "
-            "units attribute probably lacks 'since' (e.g. 'days since 1850-01-01'): fix the "
-            "attribute and reopen the file."
-        )
-    idx = da.indexes[t]
-    if idx.has_duplicates:
-        dup = idx[idx.duplicated()][:3]
-        raise EsmscaleError(
-            f"time coordinate {t!r} of {da.name!r} has duplicated times {list(map(str, dup))}; "
-            "drop them, e.g. da.drop_duplicates('time')."
-        )
-    if not idx.is_monotonic_increasing:
-        raise EsmscaleError(
-            f"time coordinate {t!r} of {da.name!r} is not increasing; sort it with "
-            "da.sortby('time')."
-        )
-    return str(t)
 
 
 def _spacing(values: np.ndarray) -> float:
@@ -238,16 +211,7 @@ def downscale(
     if members < 1 or steps < 1:
         raise EsmscaleError(f"members={members} and steps={steps} must both be >= 1.")
     ts = resolve_t_star(cm, t_star)
-    expected = "diffusion" if sampler == "bridge" else "consistency"
-    if sampler not in ("consistency", "bridge", "noise-only"):
-        raise EsmscaleError(
-            f"sampler={sampler!r} is not known; use 'consistency', 'bridge' or 'noise-only'."
-        )
-    if sampler != "noise-only" and cm.config.objective != expected:
-        raise EsmscaleError(
-            f"sampler={sampler!r} needs a model trained with objective={expected!r}, but "
-            f"{cm.config.name!r} was trained with objective={cm.config.objective!r}."
-        )
+    SAMPLERS.get(sampler).check_model(cm)
     lat = find_latlon(da)[0]
     tgt = refine_grid(da, cm.config.factor) if target is None else target
     tlat, tlon = find_latlon(tgt)
@@ -377,8 +341,6 @@ def conserve_blocks(
     >>> out.tolist()
     [[[3.0, 3.0], [3.0, 3.0]]]
     """
-    from esmscale.datasets.synthetic import coarsen_block
-
     x = np.asarray(fields, dtype=np.float64)
     with np.errstate(all="ignore"):
         pooled = coarsen_block(x, factor)

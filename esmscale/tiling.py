@@ -23,12 +23,7 @@ import torch
 
 from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
-from esmscale.models.sampler import (
-    DEFAULT_BATCH,
-    bridge_sample,
-    consistency_sample,
-    field_noise,
-)
+from esmscale.models.sampler import DEFAULT_BATCH, SAMPLERS, field_noise
 
 __all__ = ["TileGrid", "denoise_region", "fixed_threads"]
 
@@ -172,12 +167,15 @@ def denoise_region(
         (``sampler="bridge"``, a diffusion denoiser; the paper's baseline uses 500).
     network
         False gives the noise-only control (the noisy input, no network call).
+    sampler
+        A name registered in :data:`esmscale.models.sampler.SAMPLERS`.
 
     Returns
     -------
     numpy.ndarray
         ``(time, region_ny, region_nx)`` float32 in the network's space.
     """
+    spec = SAMPLERS.get(sampler)
     nt, ny, nx = fine.shape
     if (ny, nx) != (grid.ny, grid.nx):
         raise EsmscaleError(f"fields are {ny}x{nx} but the tile grid is {grid.ny}x{grid.nx}.")
@@ -202,17 +200,12 @@ def denoise_region(
     noise = np.stack(
         [
             np.stack([grid.noise(seed, member, int(time_index[t]), s, *idx[w]) for w, t in pairs])
-            for s in range(steps + (sampler == "bridge"))
+            for s in range(spec.draws(steps))
         ]
     )
-    if sampler == "noise-only":
-        network = False
-    if network and sampler == "bridge":
-        y_out = bridge_sample(model, x_in, t_star, noise, batch_size=batch_size)
-    elif network:
-        y_out = consistency_sample(model, x_in, t_star, noise, batch_size=batch_size)
-    else:
-        y_out = x_in + t_star * noise[0]
+    if not network:
+        spec = SAMPLERS.get("noise-only")
+    y_out = spec.run(model, x_in, t_star, noise, batch_size=batch_size)
     for k, (w, t) in enumerate(pairs):
         iy, ix = w
         ry, rx = idx[w]

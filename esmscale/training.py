@@ -31,12 +31,19 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from esmscale.errors import EsmscaleError
-from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.io.checkpoint import (
+    optimizer_tensors,
+    read_checkpoint,
+    restore_optimizer,
+    strip_prefix,
+    write_checkpoint,
+)
 from esmscale.io.rundir import claim_run_dir, config_changes
 from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel, sigma_schedule
+from esmscale.models.modeling_utils import config_from_dict
 from esmscale.models.transforms import fit_transform
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
-from esmscale.units import quantity
+from esmscale.prepare.units import quantity
 
 __all__ = ["TrainConfig", "train"]
 
@@ -101,13 +108,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise EsmscaleError(
-                f"TrainConfig has unknown keys {sorted(unknown)}; known keys: {sorted(known)}."
-            )
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def _n_levels(step: int, cfg: TrainConfig) -> int:
@@ -187,27 +188,6 @@ def _load_obs(
     return values, name, units, grid_spacing(da)
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
-    sd = opt.state_dict()
-    tensors = {
-        f"opt.{i}.{k}": torch.as_tensor(v).clone()
-        for i, st in sd["state"].items()
-        for k, v in st.items()
-    }
-    return tensors, sd["param_groups"]
-
-
-def _restore_optimizer(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: Any
-) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, i, k = key.split(".", 2)
-            state.setdefault(int(i), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def _save_state(
     path: Path,
     step: int,
@@ -218,7 +198,7 @@ def _save_state(
 ) -> None:
     tensors = {f"online.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-    opt_tensors, groups = _optimizer_tensors(opt)
+    opt_tensors, groups = optimizer_tensors(opt)
     tensors.update(opt_tensors)
     meta = {
         "step": step,
@@ -334,9 +314,9 @@ def train(
                 python="resume with the stored TrainConfig or start a new output_dir.",
                 cli="resume with the stored settings or start a new --output.",
             )
-        model.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("online.")})
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        _restore_optimizer(opt, tensors, meta["param_groups"])
+        model.load_state_dict(strip_prefix(tensors, "online."))
+        ema.load_state_dict(strip_prefix(tensors, "ema."))
+        restore_optimizer(opt, tensors, meta["param_groups"])
         start = int(meta["step"])
 
     model.train()

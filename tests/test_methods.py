@@ -50,8 +50,25 @@ def test_registry_lists_names_in_errors():
         "conservative",
         "qdm-bilinear",
     } <= set(methods.available())
-    with pytest.raises(EsmscaleError, match="valid names"):
+    with pytest.raises(EsmscaleError, match=r"no downscaling method named 'nearest-neighbour'"):
         methods.get("nearest-neighbour")
+    with pytest.raises(EsmscaleError, match=r"known downscaling methods: \[.*'bilinear', 'cm'"):
+        methods.get("nearest-neighbour")
+
+
+def test_register_refuses_a_taken_name_and_adds_new_ones():
+    with pytest.raises(EsmscaleError, match="'cm' is already registered"):
+        methods.register("cm")(lambda obj, model, **kw: obj)
+
+    @methods.register("identity-for-test")
+    def _identity(obj, model, **kwargs):
+        return obj
+
+    try:
+        assert methods.get("identity-for-test") is _identity
+        assert "identity-for-test" in methods.available()
+    finally:
+        methods.METHODS._unregister("identity-for-test")
 
 
 @pytest.mark.parametrize("name", ["bilinear", "conservative"])

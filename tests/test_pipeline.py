@@ -186,6 +186,13 @@ def test_coarser_target_error(esm, model):
         downscale(esm, model, target=esm.coarsen(lat=2, lon=2, boundary="trim").mean(), **KW)
 
 
+def test_unknown_sampler_lists_the_known_ones(esm, model):
+    with pytest.raises(
+        EsmscaleError, match=r"no sampler named 'euler'; known samplers: \['bridge'"
+    ):
+        downscale(esm, model, sampler="euler", t_star=0.3, **KW)
+
+
 def test_auto_t_star_needs_calibration(esm, model):
     uncal = ConsistencyModel(model.config.replace(t_star=None))
     with pytest.raises(EsmscaleError, match="calibrate"):

@@ -102,3 +102,15 @@ def test_blending_keeps_variance_in_overlaps(model):
     overlap = out[:, :, 14:18].std()
     core = out[:, :, 6:10].std()
     assert overlap > 0.7 * core
+
+
+def test_sampler_dispatch_through_the_registry(model, fields):
+    grid = TileGrid(40, 70, tile=32, halo=8)
+    region = (slice(0, 40), slice(0, 70))
+    cons = _run(model, fields, grid, region)
+    assert np.array_equal(_run(model, fields, grid, region, sampler="multistep"), cons)
+    control = _run(model, fields, grid, region, sampler="noise-only")
+    assert np.array_equal(_run(model, fields, grid, region, network=False), control)
+    assert not np.array_equal(control, cons)
+    with pytest.raises(EsmscaleError, match=r"known samplers: .*'noise-only'"):
+        _run(model, fields, grid, region, sampler="euler")

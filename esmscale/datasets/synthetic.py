@@ -16,6 +16,8 @@ import pandas as pd
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 
+from esmscale.prepare.interp import coarsen_block  # re-exported: esmscale.datasets.coarsen_block
+
 __all__ = ["coarsen_block", "synthetic_esm", "synthetic_precip", "synthetic_temperature"]
 
 _EXPONENT = 1.3  # b in pr = a * (exp(b * (g - thr)) - 1): sets the heaviness of the tail
@@ -232,38 +234,6 @@ def synthetic_temperature(
         "start": start, "calendar": calendar,
     }  # fmt: skip
     return ds
-
-
-def coarsen_block(field: np.ndarray, factor: int) -> np.ndarray:
-    """NaN-aware block mean over the last two axes.
-
-    Each output cell is the mean of the finite values of a ``factor x factor`` block; an
-    all-NaN block gives NaN. Floating inputs keep their dtype, others become float64.
-
-    Examples
-    --------
-    >>> coarsen_block(np.arange(16.0).reshape(4, 4), 2)
-    array([[ 2.5,  4.5],
-           [10.5, 12.5]])
-    """
-    field = np.asarray(field)
-    if factor < 1 or field.ndim < 2:
-        raise ValueError(f"need factor >= 1 and ndim >= 2, got factor={factor}, "
-                         f"shape={field.shape}")  # fmt: skip
-    ny, nx = field.shape[-2:]
-    if ny % factor or nx % factor:
-        raise ValueError(
-            f"spatial shape {(ny, nx)} (array shape {field.shape}) is not divisible by "
-            f"factor {factor}; crop or pad the last two dims to a multiple of {factor}"
-        )
-    dtype = field.dtype if np.issubdtype(field.dtype, np.floating) else np.dtype(np.float64)
-    blocks = field.reshape(*field.shape[:-2], ny // factor, factor, nx // factor, factor)
-    finite = np.isfinite(blocks)
-    total = np.where(finite, blocks, 0).sum(axis=(-3, -1), dtype=np.float64)
-    count = finite.sum(axis=(-3, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, np.nan)
-    return mean.astype(dtype)
 
 
 def synthetic_esm(

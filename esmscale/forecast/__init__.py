@@ -12,16 +12,18 @@ from typing import Any
 
 import xarray as xr
 
-from esmscale.errors import EsmscaleError
 from esmscale.forecast.baselines import Climatology, OpticalFlow, Persistence
 from esmscale.forecast.data import to_array
-from esmscale.forecast.forecaster import Forecaster, NeuralForecaster
+from esmscale.forecast.forecaster import NETWORKS, Forecaster, NeuralForecaster
 from esmscale.forecast.intrinsic import intrinsic_dimension
 from esmscale.forecast.predict import forecast, load_forecaster
 from esmscale.forecast.training import ForecastConfig, train
 from esmscale.prepare.inputs import select_variable
+from esmscale.registry import Registry
 
 __all__ = [
+    "METHODS",
+    "NETWORKS",
     "Climatology",
     "ForecastConfig",
     "Forecaster",
@@ -54,19 +56,17 @@ def _network(kind: str) -> Callable[..., Forecaster]:
     return build
 
 
-_METHODS: dict[str, Callable[..., Forecaster]] = {
-    "pastnet": _network("pastnet"),
-    "simvp": _network("simvp"),
-    "fno": _network("fno"),
-    "persistence": lambda da, config, **kw: Persistence(),
-    "climatology": _climatology,
-    "optical_flow": lambda da, config, **kw: OpticalFlow(**kw),
-}
+METHODS: Registry[Callable[..., Forecaster]] = Registry("forecast method")
+for _kind in NETWORKS.available():
+    METHODS.register(_kind, _network(_kind))
+METHODS.register("persistence", lambda da, config, **kw: Persistence())
+METHODS.register("climatology", _climatology)
+METHODS.register("optical_flow", lambda da, config, **kw: OpticalFlow(**kw))
 
 
 def available_methods() -> list[str]:
     """Names accepted by :func:`fit`."""
-    return sorted(_METHODS)
+    return METHODS.available()
 
 
 def fit(
@@ -86,6 +86,4 @@ def fit(
     >>> fit("persistence", da).name
     'persistence'
     """
-    if name not in _METHODS:
-        raise EsmscaleError(f"unknown forecast method {name!r}; available: {available_methods()}.")
-    return _METHODS[name](da, config or ForecastConfig(), **kwargs)
+    return METHODS.get(name)(da, config or ForecastConfig(), **kwargs)

@@ -8,7 +8,6 @@ time coordinate advances by the regular spacing (the median difference); a large
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from esmscale.errors import EsmscaleError
+from esmscale.models.modeling_utils import config_from_dict
 
 __all__ = [
     "Normalisation",
@@ -166,10 +166,7 @@ class Normalisation:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalisation:
         """Inverse of :meth:`to_dict`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        if set(d) - known:
-            raise EsmscaleError(f"Normalisation has unknown keys {sorted(set(d) - known)}.")
-        return cls(tuple(d["mean"]), tuple(d["std"]))
+        return config_from_dict(cls, d, tuples=("mean", "std"))
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:

@@ -15,16 +15,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.forecast.data import Normalisation, pad_to_multiple
 from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
-from esmscale.models.forecast_baselines import FNO2d, SimVP
+from esmscale.models.fno import FNO2d
 from esmscale.models.pastnet import PastNet
+from esmscale.models.simvp import SimVP
+from esmscale.registry import Registry
 
 __all__ = ["NETWORKS", "Forecaster", "NeuralForecaster"]
 
-NETWORKS: dict[str, Any] = {"pastnet": PastNet, "simvp": SimVP, "fno": FNO2d}
+#: Trainable forecasting networks by ``config.kind``; each class has ``config_class``.
+NETWORKS: Registry[Any] = Registry(
+    "forecasting network",
+    hint="Baselines without training: see esmscale.forecast.available_methods().",
+)
+for _net in (PastNet, SimVP, FNO2d):
+    NETWORKS.register(_net.config_class.kind, _net)
 
 
 class Forecaster:
@@ -127,13 +134,7 @@ class NeuralForecaster(Forecaster):
     # persistence ------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write the network, its config, the normalisation and ``info`` (safetensors + JSON)."""
-        cfg = {
-            "model": self.net.config.to_dict(),
-            "model_kind": self.net.config.kind,
-            "normalisation": self.norm.to_dict(),
-            "forecast": self.info,
-            "esmscale_version": __version__,
-        }
+        cfg = self.net.checkpoint_config(normalisation=self.norm.to_dict(), forecast=self.info)
         return write_checkpoint(directory, dict(self.net.state_dict()), cfg)
 
     @classmethod
@@ -146,7 +147,7 @@ class NeuralForecaster(Forecaster):
                 f"{path}: not an esmscale forecast checkpoint (model_kind={kind!r}; known "
                 f"{sorted(NETWORKS)}); write one with esmscale.forecast.train(..., output_dir=)."
             )
-        net_cls = NETWORKS[kind]
+        net_cls = NETWORKS.get(str(kind))
         net = net_cls.load_weights(net_cls.config_class.from_dict(cfg["model"]), tensors, path)
         model = cls(net, Normalisation.from_dict(cfg["normalisation"]), cfg.get("forecast"))
         model.sha256 = sha

@@ -21,8 +21,8 @@ from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.forecast.data import segments, time_step, to_array
 from esmscale.forecast.forecaster import Forecaster, NeuralForecaster
+from esmscale.io.model_cache import LOAD_COUNT, ModelRef, cached_model, model_ref
 from esmscale.prepare.inputs import select_variable
-from esmscale.pretrained import LOAD_COUNT, ModelRef, cached_model, model_ref
 
 __all__ = [
     "LOAD_COUNT",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-# forecasters share the package's load-once-per-process cache (esmscale.pretrained)
+# forecasters share the package's load-once-per-process cache (esmscale.io.model_cache)
 ForecasterRef = ModelRef
 
 

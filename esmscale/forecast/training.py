@@ -9,7 +9,6 @@ and resumed from its training state gives the same weights as an uninterrupted o
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -24,6 +23,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from esmscale.errors import EsmscaleError, EsmscaleWarning
+from esmscale.forecast.config import ForecastConfig, ModelConfig
 from esmscale.forecast.data import (
     Normalisation,
     pad_to_multiple,
@@ -34,99 +34,21 @@ from esmscale.forecast.data import (
 )
 from esmscale.forecast.forecaster import NETWORKS, NeuralForecaster
 from esmscale.forecast.intrinsic import intrinsic_dimension
-from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.io.checkpoint import (
+    optimizer_tensors,
+    read_checkpoint,
+    restore_optimizer,
+    strip_prefix,
+    write_checkpoint,
+)
 from esmscale.io.rundir import claim_run_dir, config_changes
-from esmscale.models.forecast_baselines import FNOConfig, SimVPConfig
-from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig, frozen_from_dict
+from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig
 from esmscale.prepare.inputs import select_variable
 
-__all__ = ["ForecastConfig", "choose_code_dim", "train"]
+__all__ = ["ForecastConfig", "ModelConfig", "choose_code_dim", "train"]
 
 STATE_DIR = "training_state"
 MODEL_DIR = "model"
-ModelConfig = PastNetConfig | SimVPConfig | FNOConfig
-_CONFIGS: dict[str, Any] = {"pastnet": PastNetConfig, "simvp": SimVPConfig, "fno": FNOConfig}
-
-
-@dataclass(frozen=True)
-class ForecastConfig:
-    """Training settings (frozen; round-trips through :meth:`to_dict` / :meth:`from_dict`).
-
-    ``model`` is a network config (or its name for the defaults); its ``t_in``, ``t_out`` and
-    ``in_channels`` are set from this config and the data.
-
-    Examples
-    --------
-    >>> cfg = ForecastConfig(model="fno", t_in=4, t_out=2, steps=10)
-    >>> ForecastConfig.from_dict(cfg.to_dict()) == cfg
-    True
-    """
-
-    model: ModelConfig | str = "pastnet"
-    t_in: int = 10
-    t_out: int = 10
-    steps: int = 2000
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    val_fraction: float = 0.2
-    eval_every: int = 100
-    patience: int = 5
-    max_val_windows: int = 256
-    seed: int = 0
-    pad: bool = True
-    checkpoint_every: int = 500
-    id_warmup_steps: int = 100
-    id_points: int = 3000
-    code_dim_range: tuple[int, int] = (4, 64)
-    variable: str | None = None
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model, str):
-            if self.model not in _CONFIGS:
-                raise EsmscaleError(
-                    f"ForecastConfig.model={self.model!r} is unknown; trainable models: "
-                    f"{sorted(_CONFIGS)} (baselines without training: see "
-                    "esmscale.forecast.available_methods())."
-                )
-            object.__setattr__(self, "model", _CONFIGS[self.model]())
-        object.__setattr__(self, "code_dim_range", tuple(self.code_dim_range))
-        for k in ("t_in", "t_out", "steps", "batch_size", "eval_every", "checkpoint_every"):
-            if int(getattr(self, k)) < 1:
-                raise EsmscaleError(f"ForecastConfig.{k}={getattr(self, k)} must be >= 1.")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise EsmscaleError(f"ForecastConfig.val_fraction={self.val_fraction} not in [0, 1).")
-
-    @property
-    def model_config(self) -> ModelConfig:
-        """The network config (never a string after construction)."""
-        assert not isinstance(self.model, str)
-        return self.model
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["model"] = {"kind": self.model_config.kind, **self.model_config.to_dict()}
-        d["code_dim_range"] = list(self.code_dim_range)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ForecastConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        d = dict(d)
-        if isinstance(d.get("model"), dict):
-            m = dict(d["model"])
-            kind = m.pop("kind", "pastnet")
-            if kind not in _CONFIGS:
-                raise EsmscaleError(f"unknown model kind {kind!r}; known {sorted(_CONFIGS)}.")
-            d["model"] = _CONFIGS[kind].from_dict(m)
-        return frozen_from_dict(cls, d, tuples=("code_dim_range",))
-
-    def replace(self, **changes: Any) -> ForecastConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -263,22 +185,183 @@ def _save_state(
 ) -> None:
     tensors = {f"online.{k}": v for k, v in net.state_dict().items()}
     tensors.update({f"best.{k}": v for k, v in best.items()})
-    sd = opt.state_dict()
-    for i, st in sd["state"].items():
-        tensors.update({f"opt.{i}.{k}": torch.as_tensor(v).clone() for k, v in st.items()})
-    write_checkpoint(path, tensors, {**meta, "param_groups": sd["param_groups"]})
+    opt_tensors, groups = optimizer_tensors(opt)
+    tensors.update(opt_tensors)
+    write_checkpoint(path, tensors, {**meta, "param_groups": groups})
 
 
 def _load_state(path: Path, net: Any, opt: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, meta, _ = read_checkpoint(path)
-    net.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("online.")})
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, i, k = key.split(".", 2)
-            state.setdefault(int(i), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    return {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}, meta
+    net.load_state_dict(strip_prefix(tensors, "online."))
+    restore_optimizer(opt, tensors, meta["param_groups"])
+    return strip_prefix(tensors, "best."), meta
+
+
+@dataclass
+class _Run:
+    """What a training run carries from step to step (and saves in its training state)."""
+
+    cfg: ForecastConfig
+    mcfg: Any
+    net: Any
+    opt: Any
+    best: dict[str, torch.Tensor]
+    state: dict[str, Any]
+    state_path: Path | None
+
+    def snapshot(self) -> None:
+        """Remember the current weights as the best ones."""
+        self.best = {k: v.clone() for k, v in self.net.state_dict().items()}
+
+    def save(self) -> None:
+        """Write the training state (if there is an output directory)."""
+        if self.state_path is not None:
+            meta = {**self.state, "train": self.cfg.to_dict(), "model": self.mcfg.to_dict()}
+            _save_state(self.state_path, self.net, self.best, self.opt, meta)
+
+
+def _state_path(output_dir: str | os.PathLike[str] | None, resume: bool) -> Path | None:
+    """``output_dir/training_state`` (None without an output directory); checks ``resume``."""
+    state_path = Path(output_dir) / STATE_DIR if output_dir is not None else None
+    if resume and (state_path is None or not state_path.exists()):
+        raise EsmscaleError(
+            f"cannot resume: there is no training state in {state_path};",
+            python="train without resume=True first or point output_dir to the earlier run.",
+            cli="train without --resume first or point --output to the earlier run.",
+        )
+    return state_path
+
+
+def _network_config(
+    cfg: ForecastConfig, p: dict[str, Any], state_path: Path | None, resume: bool
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The network config for this data (code_dim resolved) and warm-up weights, if any."""
+    mcfg: Any = cfg.model_config.replace(t_in=cfg.t_in, t_out=cfg.t_out, in_channels=p["channels"])
+    if resume:
+        assert state_path is not None
+        meta = read_checkpoint(state_path)[1]
+        if meta["train"] != cfg.to_dict():
+            raise EsmscaleError(
+                f"cannot resume {state_path}: it was written with other settings "
+                f"({config_changes(meta['train'], cfg.to_dict())});",
+                python="resume with the stored ForecastConfig or use a new output_dir.",
+                cli="resume with the stored settings or use a new --output.",
+            )
+        return type(mcfg).from_dict(meta["model"]), {}
+    if isinstance(mcfg, PastNetConfig) and mcfg.use_discrete and mcfg.code_dim == "auto":
+        d, est, warm = choose_code_dim(p["data"], p["mask"], p["frames"], cfg.replace(model=mcfg))
+        return mcfg.replace(code_dim=d, intrinsic_dim=round(est, 3)), warm
+    if isinstance(mcfg, PastNetConfig) and mcfg.code_dim == "auto":
+        return mcfg.replace(code_dim=1), {}  # unused without the discrete branch
+    return mcfg, {}
+
+
+def _start(
+    cfg: ForecastConfig,
+    p: dict[str, Any],
+    state_path: Path | None,
+    resume: bool,
+) -> _Run:
+    """Build the network and optimiser, fresh or from the saved training state."""
+    mcfg, warm = _network_config(cfg, p, state_path, resume)
+    torch.manual_seed(cfg.seed)
+    net = NETWORKS.get(mcfg.kind)(mcfg)
+    if warm:
+        net.discrete.load_state_dict(warm, strict=False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state: dict[str, Any] = {
+        "step": 0,
+        "best_loss": math.inf,
+        "bad": 0,
+        "history": [],
+        "stopped": False,
+    }
+    run = _Run(cfg, mcfg, net, opt, {}, state, state_path)
+    run.snapshot()
+    if resume:
+        assert state_path is not None
+        run.best, meta = _load_state(state_path, net, opt)
+        run.state = {k: meta[k] for k in state}
+    return run
+
+
+def _step(run: _Run, p: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimiser step on the batch of ``step``; returns the loss and the network's stats."""
+    cfg, net, opt = run.cfg, run.net, run.opt
+    starts = p["train"][_rng(cfg.seed, step).integers(0, p["train"].size, cfg.batch_size)]
+    x, y, m = _batch(p, starts, cfg)
+    for group in opt.param_groups:
+        group["lr"] = _lr(step, cfg)
+    pred, stats = net.forward_train(x)
+    loss = _masked_mse(pred, y, m) + stats.get("aux_loss", torch.zeros(()))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss, stats
+
+
+def _record(
+    run: _Run, p: dict[str, Any], done: int, loss: torch.Tensor, stats: dict[str, torch.Tensor]
+) -> None:
+    """Evaluate after ``done`` steps: history, best weights and early stopping."""
+    rec: dict[str, float] = {"step": done, "train_loss": float(loss.item())}
+    rec.update({k: float(v) for k, v in stats.items() if k in ("perplexity", "dead_codes")})
+    if p["val"].size > 0:
+        rec["val_loss"] = _evaluate(run.net, p, run.cfg)
+        if rec["val_loss"] < run.state["best_loss"]:
+            run.state["best_loss"], run.state["bad"] = rec["val_loss"], 0
+            run.snapshot()
+        else:
+            run.state["bad"] += 1
+            run.state["stopped"] = run.state["bad"] >= run.cfg.patience
+    run.state["history"].append(rec)
+
+
+def _loop(run: _Run, p: dict[str, Any], end: int, progress: bool) -> None:
+    """Train from the saved step to ``end`` with evaluations and training-state saves."""
+    cfg, state = run.cfg, run.state
+    run.net.train()
+    bar = tqdm(
+        range(int(state["step"]), end),
+        initial=int(state["step"]),
+        total=cfg.steps,
+        disable=not progress,
+        desc=f"training {run.mcfg.kind}",
+        unit="step",
+    )
+    for step in bar:
+        if state["stopped"]:
+            break
+        loss, stats = _step(run, p, step)
+        done = step + 1
+        post: dict[str, Any] = {"loss": f"{loss.item():.4f}"}
+        if "perplexity" in stats:
+            post.update(ppl=f"{float(stats['perplexity']):.1f}", dead=int(stats["dead_codes"]))
+        bar.set_postfix(post)
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            _record(run, p, done, loss, stats)
+        state["step"] = done
+        if done % cfg.checkpoint_every == 0 or done == end or state["stopped"]:
+            run.save()
+    bar.close()
+
+
+def _finish(run: _Run, p: dict[str, Any], t0: float) -> NeuralForecaster:
+    """The forecaster with the best weights (the last ones without validation data)."""
+    state, cfg = run.state, run.cfg
+    if p["val"].size > 0 and state["history"]:
+        run.net.load_state_dict(run.best)
+    info = {
+        **p["info"],
+        "name": cfg.name or run.mcfg.kind,
+        "history": state["history"],
+        "steps_done": int(state["step"]),
+        "early_stopped": bool(state["stopped"]),
+        "train_seconds": round(time.perf_counter() - t0, 3),
+        "train": cfg.to_dict(),
+    }
+    return NeuralForecaster(run.net, p["norm"], info)
 
 
 def train(
@@ -335,119 +418,18 @@ def train(
             out, (MODEL_DIR, STATE_DIR), resume=resume, overwrite=overwrite, what="forecaster"
         )
     p = _prepare(da, cfg)
-    mcfg: Any = cfg.model_config.replace(t_in=cfg.t_in, t_out=cfg.t_out, in_channels=p["channels"])
-    state_path = out / STATE_DIR if out is not None else None
-    if resume and (state_path is None or not state_path.exists()):
-        raise EsmscaleError(
-            f"cannot resume: there is no training state in {state_path};",
-            python="train without resume=True first or point output_dir to the earlier run.",
-            cli="train without --resume first or point --output to the earlier run.",
-        )
-    meta: dict[str, Any] = {}
-    warm: dict[str, torch.Tensor] = {}
-    if resume:
-        assert state_path is not None
-        meta = read_checkpoint(state_path)[1]
-        if meta["train"] != cfg.to_dict():
-            raise EsmscaleError(
-                f"cannot resume {state_path}: it was written with other settings "
-                f"({config_changes(meta['train'], cfg.to_dict())});",
-                python="resume with the stored ForecastConfig or use a new output_dir.",
-                cli="resume with the stored settings or use a new --output.",
-            )
-        mcfg = type(mcfg).from_dict(meta["model"])
-    elif isinstance(mcfg, PastNetConfig) and mcfg.use_discrete and mcfg.code_dim == "auto":
-        cfg_in = cfg.replace(model=mcfg)
-        d, est, warm = choose_code_dim(p["data"], p["mask"], p["frames"], cfg_in)
-        mcfg = mcfg.replace(code_dim=d, intrinsic_dim=round(est, 3))
-    elif isinstance(mcfg, PastNetConfig) and mcfg.code_dim == "auto":
-        mcfg = mcfg.replace(code_dim=1)  # unused without the discrete branch
-    torch.manual_seed(cfg.seed)
-    net = NETWORKS[mcfg.kind](mcfg)
-    if warm:
-        net.discrete.load_state_dict(warm, strict=False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best = {k: v.clone() for k, v in net.state_dict().items()}
-    state: dict[str, Any] = {
-        "step": 0,
-        "best_loss": math.inf,
-        "bad": 0,
-        "history": [],
-        "stopped": False,
-    }
-    if resume:
-        assert state_path is not None
-        best, meta = _load_state(state_path, net, opt)
-        state = {k: meta[k] for k in state}
-    has_val = p["val"].size > 0
-    if not has_val:
+    state_path = _state_path(output_dir, resume)
+    run = _start(cfg, p, state_path, resume)
+    if p["val"].size == 0:
         warnings.warn(
             f"no validation windows (val_fraction={cfg.val_fraction}); early stopping is off "
             "and the last weights are returned.",
             EsmscaleWarning,
             stacklevel=2,
         )
-    net.train()
-    end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
-    bar = tqdm(
-        range(int(state["step"]), end),
-        initial=int(state["step"]),
-        total=cfg.steps,
-        disable=not progress,
-        desc=f"training {mcfg.kind}",
-        unit="step",
-    )
-    stats: dict[str, torch.Tensor] = {}
-    for step in bar:
-        if state["stopped"]:
-            break
-        starts = p["train"][_rng(cfg.seed, step).integers(0, p["train"].size, cfg.batch_size)]
-        x, y, m = _batch(p, starts, cfg)
-        for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg)
-        pred, stats = net.forward_train(x)
-        loss = _masked_mse(pred, y, m) + stats.get("aux_loss", torch.zeros(()))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        done = step + 1
-        post: dict[str, Any] = {"loss": f"{loss.item():.4f}"}
-        if "perplexity" in stats:
-            post.update(ppl=f"{float(stats['perplexity']):.1f}", dead=int(stats["dead_codes"]))
-        bar.set_postfix(post)
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            rec: dict[str, float] = {"step": done, "train_loss": float(loss.item())}
-            rec.update({k: float(v) for k, v in stats.items() if k in ("perplexity", "dead_codes")})
-            if has_val:
-                rec["val_loss"] = _evaluate(net, p, cfg)
-                if rec["val_loss"] < state["best_loss"]:
-                    state["best_loss"], state["bad"] = rec["val_loss"], 0
-                    best = {k: v.clone() for k, v in net.state_dict().items()}
-                else:
-                    state["bad"] += 1
-                    state["stopped"] = state["bad"] >= cfg.patience
-            state["history"].append(rec)
-        state["step"] = done
-        if state_path is not None and (
-            done % cfg.checkpoint_every == 0 or done == end or state["stopped"]
-        ):
-            meta = {**state, "train": cfg.to_dict(), "model": mcfg.to_dict()}
-            _save_state(state_path, net, best, opt, meta)
-    bar.close()
-    if has_val and state["history"]:
-        net.load_state_dict(best)
-    info = {
-        **p["info"],
-        "name": cfg.name or mcfg.kind,
-        "history": state["history"],
-        "steps_done": int(state["step"]),
-        "early_stopped": bool(state["stopped"]),
-        "train_seconds": round(time.perf_counter() - t0, 3),
-        "train": cfg.to_dict(),
-    }
-    model = NeuralForecaster(net, p["norm"], info)
-    finished = state["stopped"] or int(state["step"]) >= cfg.steps
-    if out is not None and finished:
-        model.save_pretrained(out / MODEL_DIR)
+    _loop(run, p, cfg.steps if stop_after is None else min(cfg.steps, int(stop_after)), progress)
+    model = _finish(run, p, t0)
+    finished = run.state["stopped"] or int(run.state["step"]) >= cfg.steps
+    if output_dir is not None and finished:
+        model.save_pretrained(Path(output_dir) / MODEL_DIR)
     return model

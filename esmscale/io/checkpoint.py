@@ -22,7 +22,15 @@ from safetensors.torch import load_file, save_file
 
 from esmscale.errors import CheckpointError
 
-__all__ = ["FORMAT_VERSION", "file_sha256", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "FORMAT_VERSION",
+    "file_sha256",
+    "optimizer_tensors",
+    "read_checkpoint",
+    "restore_optimizer",
+    "strip_prefix",
+    "write_checkpoint",
+]
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
@@ -165,3 +173,46 @@ def read_checkpoint(
             f"{weights}: cannot read tensors ({err}); the file is corrupt."
         ) from err
     return tensors, config, file_sha256(weights)
+
+
+# training state ---------------------------------------------------------------------------------
+def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``tensors`` whose keys start with ``prefix``, with the prefix removed.
+
+    Examples
+    --------
+    >>> sorted(strip_prefix({"ema.w": torch.ones(1), "online.w": torch.zeros(1)}, "ema."))
+    ['w']
+    """
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def optimizer_tensors(
+    opt: torch.optim.Optimizer, prefix: str = "opt."
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """An optimizer's state as flat tensors (``{prefix}{param}.{name}``) and its param groups.
+
+    The tensors go into a safetensors file and the (JSON-able) param groups into its config;
+    :func:`restore_optimizer` inverts this, so training resumes exactly (no pickle involved).
+    """
+    sd = opt.state_dict()
+    tensors = {
+        f"{prefix}{i}.{k}": torch.as_tensor(v).clone()
+        for i, st in sd["state"].items()
+        for k, v in st.items()
+    }
+    return tensors, sd["param_groups"]
+
+
+def restore_optimizer(
+    opt: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    param_groups: list[dict[str, Any]],
+    prefix: str = "opt.",
+) -> None:
+    """Load the state written by :func:`optimizer_tensors` into ``opt`` (other keys ignored)."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in strip_prefix(tensors, prefix).items():
+        i, k = key.split(".", 1)
+        state.setdefault(int(i), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": param_groups})

@@ -44,7 +44,7 @@ def as_dataarray(obj: Any, what: str) -> xr.DataArray:
 
 def latlon_dims(da: xr.DataArray, what: str) -> tuple[str, str]:
     """Names of the latitude and longitude dims of ``da`` (an error naming ``what`` if none)."""
-    from esmscale.prepare.regrid import find_latlon
+    from esmscale.prepare.coords import find_latlon
 
     try:
         lat, lon = find_latlon(da)
@@ -189,7 +189,7 @@ def _convert_units(result: xr.DataArray, obs: xr.DataArray, what: str) -> xr.Dat
     ru, ou = result.attrs.get("units"), obs.attrs.get("units")
     if ru is None or ou is None or " ".join(str(ru).split()) == " ".join(str(ou).split()):
         return result
-    from esmscale.units import linear_factors
+    from esmscale.prepare.units import linear_factors
 
     scale, offset = linear_factors(ru, str(ou), f"{what} ({result.name})")
     if (scale, offset) == (1.0, 0.0):

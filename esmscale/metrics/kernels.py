@@ -10,8 +10,8 @@ import numpy as np
 import xarray as xr
 from scores.probability import crps_for_ensemble
 
-from esmscale.datasets.synthetic import coarsen_block
 from esmscale.errors import EsmscaleError
+from esmscale.prepare.interp import coarsen_block
 
 
 def crps_ensemble(ensemble: np.ndarray, truth: np.ndarray) -> float:

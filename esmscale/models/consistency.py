@@ -8,25 +8,22 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from diffusers import UNet2DModel
 from torch import nn
 
-from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
-from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.models.modeling_utils import ConfigMixin, PretrainedMixin, config_from_dict
 from esmscale.models.transforms import DataTransform
 
 __all__ = ["ConsistencyConfig", "ConsistencyModel"]
 
 
 @dataclass(frozen=True)
-class ConsistencyConfig:
+class ConsistencyConfig(ConfigMixin):
     """Everything needed to rebuild a consistency model and use it on physical data.
 
     Parameters
@@ -116,26 +113,13 @@ class ConsistencyConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConsistencyConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise EsmscaleError(
-                f"ConsistencyConfig has unknown keys {sorted(unknown)}; "
-                f"known keys: {sorted(known)}."
-            )
         d = dict(d)
         if "transform" in d and isinstance(d["transform"], dict):
             d["transform"] = DataTransform.from_dict(d["transform"])
-        if "block_out_channels" in d:
-            d["block_out_channels"] = tuple(d["block_out_channels"])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> ConsistencyConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        return config_from_dict(cls, d, tuples=("block_out_channels",))
 
 
-class ConsistencyModel(nn.Module):
+class ConsistencyModel(PretrainedMixin, nn.Module):
     """Consistency function ``f(x, t)`` on single-channel fields in the network's space.
 
     Examples
@@ -146,6 +130,8 @@ class ConsistencyModel(nn.Module):
     >>> bool(torch.equal(m(x, torch.full((2,), m.config.sigma_min)), x))
     True
     """
+
+    config_class = ConsistencyConfig
 
     def __init__(self, config: ConsistencyConfig) -> None:
         super().__init__()
@@ -207,43 +193,6 @@ class ConsistencyModel(nn.Module):
         view = t.reshape(-1, 1, 1, 1)
         inner = self.unet(self.c_in(view) * x, self.c_noise(t)).sample  # type: ignore[operator]
         return self.c_skip(view) * x + self.c_out(view) * inner
-
-    # persistence ------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike[str], **extra: Any) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` to ``directory`` (atomically)."""
-        cfg = {"model": self.config.to_dict(), "esmscale_version": __version__, **extra}
-        return write_checkpoint(directory, dict(self.state_dict()), cfg)
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str]) -> ConsistencyModel:
-        """Load from a directory written by :meth:`save_pretrained` or its ``.safetensors`` file.
-
-        Pickle files are refused with :class:`~esmscale.errors.CheckpointError`.
-        """
-        tensors, cfg, sha = read_checkpoint(path)
-        if "model" not in cfg:
-            raise EsmscaleError(f"{path}: config has no 'model' section; not an esmscale model.")
-        model = cls(ConsistencyConfig.from_dict(cfg["model"]))
-        try:
-            missing, unexpected = model.load_state_dict(tensors, strict=False)
-        except RuntimeError as err:  # shape mismatch
-            raise EsmscaleError(
-                f"{path}: weights do not match the config ({str(err).splitlines()[-1].strip()}); "
-                "the checkpoint is from a different architecture."
-            ) from err
-        if missing or unexpected:
-            raise EsmscaleError(
-                f"{path}: weights do not match the config (missing {missing[:3]}, unexpected "
-                f"{unexpected[:3]}); the checkpoint is from a different architecture."
-            )
-        model.sha256 = sha
-        model.source = str(Path(path).resolve())
-        model.eval()
-        return model
-
-    def num_parameters(self) -> int:
-        """Number of parameters."""
-        return sum(p.numel() for p in self.parameters())
 
     def __repr__(self) -> str:
         c = self.config

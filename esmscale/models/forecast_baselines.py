@@ -1,224 +1,23 @@
-"""Neural forecast baselines with PastNet's interface: a small SimVP and a small FNO.
+"""Deprecated alias: SimVP and FNO now live in :mod:`esmscale.models.simvp` and
+:mod:`esmscale.models.fno`.
 
-Both map normalised clips ``(B, T_in, C, H, W)`` to ``(B, T_out, C, H, W)``, provide
-``forward_train`` (forecast plus an empty statistics dict) and save/load like
-:class:`~esmscale.models.pastnet.PastNet`. Pure torch.
+Importing this module warns (:class:`DeprecationWarning`); its names keep working for one
+release. Import from the new modules instead.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, ClassVar
+import warnings
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from esmscale.errors import EsmscaleError
-from esmscale.models.pastnet import (
-    Decoder,
-    Encoder,
-    PretrainedMixin,
-    Translator,
-    check_clip,
-    frozen_from_dict,
-)
+from esmscale.models.fno import FNO2d, FNOConfig
+from esmscale.models.simvp import SimVP, SimVPConfig
 
 __all__ = ["FNO2d", "FNOConfig", "SimVP", "SimVPConfig"]
 
-
-@dataclass(frozen=True)
-class SimVPConfig:
-    """Small SimVP: per-frame conv encoder, Inception-UNet translator over time, decoder.
-
-    Examples
-    --------
-    >>> SimVPConfig.from_dict(SimVPConfig(hidden=16).to_dict()).hidden
-    16
-    """
-
-    kind: ClassVar[str] = "simvp"
-    in_channels: int = 1
-    t_in: int = 10
-    t_out: int = 10
-    hidden: int = 16
-    res_layers: int = 1
-    translator_hidden: int = 64
-    translator_blocks: int = 2
-    residual: bool = False
-
-    def __post_init__(self) -> None:
-        if self.hidden < 2 or self.hidden % 2:
-            raise EsmscaleError(f"SimVPConfig.hidden={self.hidden} must be even and >= 2.")
-
-    @property
-    def multiple(self) -> int:
-        """Grid sizes must be multiples of this (two stride-2 convolutions)."""
-        return 4
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SimVPConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        return frozen_from_dict(cls, d)
-
-    def replace(self, **changes: Any) -> SimVPConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
-
-class SimVP(PretrainedMixin, nn.Module):
-    """SimVP-style forecaster (continuous latents, no Fourier branch).
-
-    Examples
-    --------
-    >>> net = SimVP(SimVPConfig(t_in=3, t_out=2, hidden=8, translator_hidden=16))
-    >>> net(torch.zeros(1, 3, 1, 8, 12)).shape
-    torch.Size([1, 2, 1, 8, 12])
-    """
-
-    config_class = SimVPConfig
-
-    def __init__(self, config: SimVPConfig) -> None:
-        super().__init__()
-        self.config = config
-        c, h = config.in_channels, config.hidden
-        self.encoder = Encoder(c, h, config.res_layers)
-        self.translator = Translator(
-            config.t_in * h, config.t_out * h, config.translator_hidden, config.translator_blocks
-        )
-        self.decoder = Decoder(h, c, config.res_layers)
-
-    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Forecast and an empty statistics dict."""
-        cfg = self.config
-        check_clip(x, cfg, cfg.multiple, "SimVP")
-        b, t, c, hh, ww = x.shape
-        z = self.encoder(x.reshape(b * t, c, hh, ww))
-        z = self.translator(z.reshape(b, t * cfg.hidden, *z.shape[-2:]))
-        out = self.decoder(z.reshape(b * cfg.t_out, cfg.hidden, *z.shape[-2:]))
-        out = out.reshape(b, cfg.t_out, c, hh, ww)
-        return (out + x[:, -1:] if cfg.residual else out), {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Forecast ``T_out`` frames."""
-        return self.forward_train(x)[0]
-
-    def __repr__(self) -> str:
-        c = self.config
-        return f"SimVP(t_in={c.t_in}, t_out={c.t_out}, params={self.num_parameters():,})"
-
-
-@dataclass(frozen=True)
-class FNOConfig:
-    """Small 2-D Fourier neural operator with time stacked in channels.
-
-    Examples
-    --------
-    >>> FNOConfig.from_dict(FNOConfig(modes=6).to_dict()).modes
-    6
-    """
-
-    kind: ClassVar[str] = "fno"
-    in_channels: int = 1
-    t_in: int = 10
-    t_out: int = 10
-    width: int = 20
-    modes: int = 6
-    layers: int = 4
-    residual: bool = False
-
-    @property
-    def multiple(self) -> int:
-        """Any grid works."""
-        return 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FNOConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        return frozen_from_dict(cls, d)
-
-    def replace(self, **changes: Any) -> FNOConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
-
-class _SpectralConv(nn.Module):
-    """Keep the lowest ``modes`` Fourier modes and mix channels with complex weights."""
-
-    def __init__(self, width: int, modes: int) -> None:
-        super().__init__()
-        self.modes = modes
-        scale = 1.0 / (width * width)
-        self.w = nn.Parameter(scale * torch.randn(2, width, width, 2 * modes, modes, 2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        spec = torch.fft.rfft2(x, norm="ortho")
-        m1, m2 = min(self.modes, h // 2), min(self.modes, w // 2 + 1)
-        out = torch.zeros_like(spec)
-        for part, rows in enumerate((slice(0, m1), slice(h - m1, h))):
-            wt = torch.view_as_complex(self.w[part][:, :, :m1, :m2].contiguous())
-            out[:, :, rows, :m2] = torch.einsum("bixy,ioxy->boxy", spec[:, :, rows, :m2], wt)
-        return torch.fft.irfft2(out, s=(h, w), norm="ortho")
-
-
-class FNO2d(PretrainedMixin, nn.Module):
-    """FNO forecaster: lift, ``layers`` x (spectral conv + 1x1 conv, GELU), project.
-
-    Examples
-    --------
-    >>> net = FNO2d(FNOConfig(t_in=3, t_out=2, width=8, modes=4, layers=2))
-    >>> net(torch.zeros(1, 3, 1, 10, 14)).shape
-    torch.Size([1, 2, 1, 10, 14])
-    """
-
-    config_class = FNOConfig
-
-    def __init__(self, config: FNOConfig) -> None:
-        super().__init__()
-        self.config = config
-        c, w = config.in_channels, config.width
-        self.lift = nn.Conv2d(config.t_in * c + 2, w, 1)
-        self.spectral = nn.ModuleList(_SpectralConv(w, config.modes) for _ in range(config.layers))
-        self.pointwise = nn.ModuleList(nn.Conv2d(w, w, 1) for _ in range(config.layers))
-        self.project = nn.Sequential(
-            nn.Conv2d(w, 4 * w, 1), nn.GELU(), nn.Conv2d(4 * w, c * config.t_out, 1)
-        )
-
-    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Forecast and an empty statistics dict."""
-        cfg = self.config
-        check_clip(x, cfg, 1, "FNO2d")
-        b, t, c, h, w = x.shape
-        gy, gx = torch.meshgrid(
-            torch.linspace(0, 1, h, dtype=x.dtype),
-            torch.linspace(0, 1, w, dtype=x.dtype),
-            indexing="ij",
-        )
-        grid = torch.stack([gy, gx]).expand(b, 2, h, w)
-        z = self.lift(torch.cat([x.reshape(b, t * c, h, w), grid], dim=1))
-        for i, (spec, point) in enumerate(zip(self.spectral, self.pointwise, strict=True)):
-            z = spec(z) + point(z)
-            z = F.gelu(z) if i < len(self.spectral) - 1 else z
-        out = self.project(z).reshape(b, cfg.t_out, c, h, w)
-        return (out + x[:, -1:] if cfg.residual else out), {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Forecast ``T_out`` frames."""
-        return self.forward_train(x)[0]
-
-    def __repr__(self) -> str:
-        c = self.config
-        return (
-            f"FNO2d(t_in={c.t_in}, t_out={c.t_out}, width={c.width}, modes={c.modes}, "
-            f"params={self.num_parameters():,})"
-        )
+warnings.warn(
+    "esmscale.models.forecast_baselines is deprecated and will be removed in the next release; "
+    "import SimVP/SimVPConfig from esmscale.models.simvp and FNO2d/FNOConfig from "
+    "esmscale.models.fno.",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -21,20 +21,16 @@ chosen from the intrinsic dimension of the encoder latents by
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
-from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
+from esmscale.models.modeling_utils import ConfigMixin, PretrainedMixin, config_from_dict
 
 __all__ = [
     "Decoder",
@@ -42,29 +38,20 @@ __all__ = [
     "FourierBranch",
     "PastNet",
     "PastNetConfig",
+    "PretrainedMixin",
     "SpectralFilter",
     "Translator",
     "VectorQuantizerEMA",
+    "check_clip",
     "frozen_from_dict",
 ]
 
-_C = TypeVar("_C")
-
-
-def frozen_from_dict(cls: type[_C], d: dict[str, Any], tuples: tuple[str, ...] = ()) -> _C:
-    """Build the frozen dataclass ``cls`` from a dict; unknown keys are an error naming them."""
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(d) - known
-    if unknown:
-        raise EsmscaleError(
-            f"{cls.__name__} has unknown keys {sorted(unknown)}; known keys: {sorted(known)}."
-        )
-    d = {k: (tuple(v) if k in tuples and isinstance(v, list) else v) for k, v in d.items()}
-    return cls(**d)
+# kept importable under their old names (one release); the shared versions live in modeling_utils
+frozen_from_dict = config_from_dict
 
 
 @dataclass(frozen=True)
-class PastNetConfig:
+class PastNetConfig(ConfigMixin):
     """Architecture of :class:`PastNet` (frozen; round-trips through ``to_dict``/``from_dict``).
 
     Parameters
@@ -148,19 +135,6 @@ class PastNetConfig:
         """Grid sizes H and W must be multiples of this."""
         m = self.patch_size if self.use_fourier else 1
         return math.lcm(m, 4) if self.use_discrete else m
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form; :meth:`from_dict` inverts it."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PastNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        return frozen_from_dict(cls, d)
-
-    def replace(self, **changes: Any) -> PastNetConfig:
-        """Copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 # Fourier branch ---------------------------------------------------------------------------------
@@ -482,71 +456,6 @@ class DiscreteBranch(nn.Module):
         z = z.reshape(b * self.t_out, self.code_dim, *z.shape[-2:])
         out = self.decoder(self.post_quant(z))
         return out.reshape(b, self.t_out, c, h, w), stats
-
-
-# Shared persistence -----------------------------------------------------------------------------
-class PretrainedMixin:
-    """``save_pretrained``/``from_pretrained`` (safetensors + JSON config) for forecast networks.
-
-    A subclass sets ``config_class`` (a frozen dataclass with ``to_dict``/``from_dict``) and
-    takes the config as its only constructor argument.
-    """
-
-    config_class: ClassVar[Any]
-    config: Any
-    sha256: str | None = None
-    source: str | None = None
-
-    def save_pretrained(self, directory: str | os.PathLike[str], **extra: Any) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` to ``directory`` (atomically)."""
-        assert isinstance(self, nn.Module)
-        cfg = {
-            "model": self.config.to_dict(),
-            "model_kind": self.config.kind,
-            "esmscale_version": __version__,
-            **extra,
-        }
-        return write_checkpoint(directory, dict(self.state_dict()), cfg)
-
-    @classmethod
-    def load_weights(
-        cls, config: Any, tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]
-    ) -> Any:
-        """Build from ``config`` and load ``tensors``; mismatches raise an error naming them."""
-        model = cls(config)  # type: ignore[call-arg]
-        assert isinstance(model, nn.Module)
-        try:
-            missing, unexpected = model.load_state_dict(tensors, strict=False)
-        except RuntimeError as err:
-            raise EsmscaleError(
-                f"{path}: weights do not match the config ({str(err).splitlines()[-1].strip()})."
-            ) from err
-        if missing or unexpected:
-            raise EsmscaleError(
-                f"{path}: weights do not match the config (missing {missing[:3]}, unexpected "
-                f"{unexpected[:3]}); the checkpoint is from a different architecture."
-            )
-        model.eval()
-        return model
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str]) -> Any:
-        """Load from a directory written by ``save_pretrained`` (pickles are refused)."""
-        tensors, cfg, sha = read_checkpoint(path)
-        kind = cfg.get("model_kind")
-        if "model" not in cfg or kind != cls.config_class.kind:
-            raise EsmscaleError(
-                f"{path}: not a {cls.config_class.kind} checkpoint (model_kind={kind!r})."
-            )
-        model = cls.load_weights(cls.config_class.from_dict(cfg["model"]), tensors, path)
-        model.sha256 = sha
-        model.source = str(Path(path).resolve())
-        return model
-
-    def num_parameters(self) -> int:
-        """Number of parameters."""
-        assert isinstance(self, nn.Module)
-        return sum(p.numel() for p in self.parameters())
 
 
 def check_clip(x: torch.Tensor, cfg: Any, multiple: int, name: str) -> None:

@@ -1,4 +1,5 @@
-"""Sampling kernels: one-step and multi-step consistency sampling and a many-step ODE sampler.
+"""Sampling kernels: one-step and multi-step consistency sampling, the diffusion bridge, a
+many-step ODE sampler, and the registry of samplers (:data:`SAMPLERS`) that pick between them.
 
 Pure numpy/torch, no xarray. Noise is derived from ``(seed, member, time index, tile y, tile x,
 step)`` through :class:`numpy.random.SeedSequence`, so a field's result never depends on which
@@ -9,20 +10,25 @@ padded to a fixed size because CPU kernels can round differently for different b
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
+from esmscale.registry import Registry
 
 __all__ = [
     "DEFAULT_BATCH",
+    "SAMPLERS",
+    "Sampler",
     "bridge_sample",
     "consistency_sample",
     "field_noise",
     "multistep_times",
+    "noise_only_sample",
     "ode_sample",
 ]
 
@@ -62,7 +68,7 @@ def multistep_times(t_star: float, steps: int, sigma_min: float, rho: float = 7.
 
     Examples
     --------
-    >>> multistep_times(0.5, 1, 0.002)
+    >>> [round(t, 12) for t in multistep_times(0.5, 1, 0.002)]
     [0.5]
     >>> ts = multistep_times(0.5, 3, 0.002)
     >>> ts[0] == 0.5 and ts[0] > ts[1] > ts[2] > 0.002
@@ -205,3 +211,66 @@ def bridge_sample(
         var = t**2 - t_next**2
         y = y + var * score + float(np.sqrt(var)) * noise[k]
     return _batched(model, y, tmin, batch_size)
+
+
+# the sampler registry ---------------------------------------------------------------------------
+SampleFn = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """How a sampler turns interpolated fields and noise into samples.
+
+    Parameters
+    ----------
+    name
+        Registered name.
+    run
+        ``run(model, x, t_star, noise, batch_size=...)`` -> samples; ``noise`` is
+        ``(draws(steps), n, H, W)``.
+    objective
+        The ``ConsistencyConfig.objective`` the model must have (None: the network is not
+        called, any model will do).
+    extra_draws
+        Noise draws needed beyond one per step (the bridge needs one more).
+    """
+
+    name: str
+    run: SampleFn
+    objective: str | None = "consistency"
+    extra_draws: int = 0
+
+    def draws(self, steps: int) -> int:
+        """Number of noise draws for ``steps`` steps."""
+        return steps + self.extra_draws
+
+    def check_model(self, model: ConsistencyModel) -> None:
+        """Refuse a model trained with the wrong objective (an error naming both)."""
+        if self.objective is not None and model.config.objective != self.objective:
+            raise EsmscaleError(
+                f"sampler={self.name!r} needs a model trained with objective="
+                f"{self.objective!r}, but {model.config.name!r} was trained with "
+                f"objective={model.config.objective!r}."
+            )
+
+
+def noise_only_sample(
+    model: ConsistencyModel,
+    x: np.ndarray,
+    t_star: float,
+    noise: np.ndarray,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+) -> np.ndarray:
+    """The control: the input plus the noise at ``t_star``, without calling the network."""
+    return np.asarray(x + t_star * np.asarray(noise)[0], dtype=np.float32)
+
+
+#: Samplers by name: ``consistency`` (``steps`` network calls), ``multistep`` (the same
+#: kernel, for several steps), ``bridge`` (the diffusion-bridge baseline, ``steps``
+#: Euler-Maruyama steps of a diffusion denoiser) and ``noise-only`` (no network).
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+SAMPLERS.register("consistency", Sampler("consistency", consistency_sample))
+SAMPLERS.register("multistep", Sampler("multistep", consistency_sample))
+SAMPLERS.register("bridge", Sampler("bridge", bridge_sample, "diffusion", extra_draws=1))
+SAMPLERS.register("noise-only", Sampler("noise-only", noise_only_sample, objective=None))

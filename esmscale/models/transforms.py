@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from esmscale.errors import EsmscaleError
+from esmscale.models.modeling_utils import config_from_dict
 
 __all__ = ["DataTransform", "fit_transform"]
 
@@ -109,13 +110,7 @@ class DataTransform:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataTransform:
         """Build from :meth:`to_dict` output; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise EsmscaleError(
-                f"DataTransform config has unknown keys {sorted(unknown)}; known: {sorted(known)}."
-            )
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def fit_transform(

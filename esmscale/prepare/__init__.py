@@ -2,9 +2,10 @@
 
 from typing import Any
 
+from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
 from esmscale.prepare.interp import upsample_bilinear
-from esmscale.prepare.regrid import find_latlon, refine_grid, regrid, target_mask, to_regular
+from esmscale.prepare.regrid import refine_grid, regrid, target_mask, to_regular
 
 __all__ = [
     "QDMCorrector",

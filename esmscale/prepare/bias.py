@@ -7,8 +7,9 @@ while the model's change signal per quantile (relative for precipitation, absolu
 temperature) is preserved.
 
 Units
-    ``ref``, ``hist`` and ``sim`` may come in any units known to :mod:`esmscale.units`. They are
-    converted to a canonical unit (``mm d-1`` for precipitation, ``K`` for temperature) before
+    ``ref``, ``hist`` and ``sim`` may come in any units known to
+    :mod:`esmscale.prepare.units`. They are converted to a canonical unit (``mm d-1`` for
+    precipitation, ``K`` for temperature) before
     xsdba sees them (xsdba cannot turn ``kg m-2 s-1`` into ``mm d-1`` itself) and the corrected
     field is returned in the units of ``ref`` (the observations), with ``attrs["units"]`` set.
 
@@ -73,7 +74,7 @@ import numpy as np
 import xarray as xr
 
 from esmscale.errors import EsmscaleError, EsmscaleWarning
-from esmscale.units import convert, quantity
+from esmscale.prepare.units import linear_factors, quantity
 
 __all__ = ["BIAS_CORRECTIONS", "QDMCorrector", "bias_correct"]
 
@@ -96,16 +97,9 @@ def _quiet_xsdba() -> Iterator[None]:
         yield
 
 
-def _affine(src: str, dst: str, name: str) -> tuple[float, float]:
-    """``(scale, offset)`` with ``dst_value = src_value * scale + offset`` (checked units)."""
-    offset = float(convert(np.array(0.0), src, dst, name))
-    scale = float(convert(np.array(1.0), src, dst, name)) - offset
-    return scale, offset
-
-
 def _to_units(da: xr.DataArray, src: str, dst: str, name: str) -> xr.DataArray:
     """Lazy unit conversion of ``da`` (dask arrays stay dask arrays)."""
-    scale, offset = _affine(src, dst, name)
+    scale, offset = linear_factors(src, dst, name)
     out = da if (scale, offset) == (1.0, 0.0) else da * scale + offset
     return out.assign_attrs({**da.attrs, "units": dst})
 
@@ -289,6 +283,79 @@ def _adjust_block(
     return out.rename(x.name)
 
 
+def _check_train_args(
+    ref: xr.DataArray, hist: xr.DataArray, nquantiles: Any, group: str, dry_threshold: float
+) -> None:
+    """Validate the arguments of :meth:`QDMCorrector.train` (errors name the fix)."""
+    _check_time(ref, "ref")
+    _check_time(hist, "hist")
+    if isinstance(nquantiles, bool) or not isinstance(nquantiles, int | np.integer):
+        raise EsmscaleError(f"nquantiles={nquantiles!r} must be an integer >= 2.")
+    if nquantiles < 2:
+        raise EsmscaleError(f"nquantiles={nquantiles} must be >= 2.")
+    if group not in _GROUPS:
+        raise EsmscaleError(
+            f"group={group!r} is not supported; use one of {list(_GROUPS)} (day-of-year "
+            "grouping breaks across calendars and xsdba 0.7 season grouping fails when a "
+            "season is missing)."
+        )
+    if not dry_threshold > 0:
+        raise EsmscaleError(f"dry_threshold={dry_threshold} must be positive (mm/day).")
+
+
+def _train_units(ref: xr.DataArray, hist: xr.DataArray) -> tuple[str, str, str]:
+    """Units of ``ref`` and ``hist`` and their common quantity (an error if they differ)."""
+    ref_units, qty = _units_of(ref, "ref")
+    hist_units, hist_qty = _units_of(hist, "hist")
+    if hist_qty != qty:
+        raise EsmscaleError(
+            f"ref is {qty} ({ref_units!r}) but hist is {hist_qty} ({hist_units!r}); pass "
+            "the same variable for both."
+        )
+    return ref_units, hist_units, qty
+
+
+def _align_training_data(
+    ref: xr.DataArray, hist: xr.DataArray, group: str, nquantiles: int
+) -> tuple[xr.DataArray, xr.DataArray, list[Hashable]]:
+    """``ref`` and ``hist`` on one grid, with enough time steps in every group."""
+    ref = ref.reset_coords(drop=True)
+    hist = hist.reset_coords(drop=True)
+    grid = _grid(ref)
+    dims = list(grid)
+    ref = ref.assign_coords({d: np.arange(n) for d, n in grid.items() if d not in ref.coords})
+    coords = {d: np.asarray(ref[d].values) for d in dims}
+    ref = ref.transpose("time", *dims)
+    hist = _match_grid(hist, grid, coords, "hist")
+
+    ref_groups, hist_groups = _group_labels(ref, group), _group_labels(hist, group)
+    if set(ref_groups.tolist()) != set(hist_groups.tolist()):
+        raise EsmscaleError(
+            f"with group={group!r}, ref covers groups {sorted(set(ref_groups.tolist()))} but "
+            f"hist covers {sorted(set(hist_groups.tolist()))}; select the same months or "
+            "months in both."
+        )
+    for name, labels in (("ref", ref_groups), ("hist", hist_groups)):
+        values, counts = np.unique(labels, return_counts=True)
+        if counts.min() < nquantiles:
+            where = "" if group == "time" else f" in group {values[counts.argmin()]!r}"
+            raise EsmscaleError(
+                f"{name} has only {counts.min()} time steps{where}, fewer than "
+                f"nquantiles={nquantiles}; use a longer training period, fewer quantiles or "
+                "a coarser group."
+            )
+    return ref, hist, dims
+
+
+def _qdm_state(ref: xr.DataArray, hist: xr.DataArray, **qdm: Any) -> xr.Dataset:
+    """Train xsdba's QuantileDeltaMapping and return its (computed) state."""
+    with _quiet_xsdba():
+        from xsdba import QuantileDeltaMapping
+
+        trained = QuantileDeltaMapping.train(ref, hist, **qdm)
+        return trained.ds[list(_STATE_VARS)].compute()
+
+
 @dataclass(frozen=True)
 class QDMCorrector:
     """A trained quantile delta mapping (QDM) bias correction; see the module docstring.
@@ -399,58 +466,13 @@ class QDMCorrector:
         >>> qdm.kind, qdm.units
         ('*', 'mm day-1')
         """
-        _check_time(ref, "ref")
-        _check_time(hist, "hist")
-        if isinstance(nquantiles, bool) or not isinstance(nquantiles, int | np.integer):
-            raise EsmscaleError(f"nquantiles={nquantiles!r} must be an integer >= 2.")
-        if nquantiles < 2:
-            raise EsmscaleError(f"nquantiles={nquantiles} must be >= 2.")
-        if group not in _GROUPS:
-            raise EsmscaleError(
-                f"group={group!r} is not supported; use one of {list(_GROUPS)} (day-of-year "
-                "grouping breaks across calendars and xsdba 0.7 season grouping fails when a "
-                "season is missing)."
-            )
-        if not dry_threshold > 0:
-            raise EsmscaleError(f"dry_threshold={dry_threshold} must be positive (mm/day).")
-        ref_units, qty = _units_of(ref, "ref")
-        hist_units, hist_qty = _units_of(hist, "hist")
-        if hist_qty != qty:
-            raise EsmscaleError(
-                f"ref is {qty} ({ref_units!r}) but hist is {hist_qty} ({hist_units!r}); pass "
-                "the same variable for both."
-            )
+        _check_train_args(ref, hist, nquantiles, group, dry_threshold)
+        ref_units, hist_units, qty = _train_units(ref, hist)
         if kind is None:
             kind = "*" if qty == "precipitation" else "+"
         if kind not in ("*", "+"):
             raise EsmscaleError(f"kind={kind!r} must be '*' (multiplicative) or '+' (additive).")
-
-        ref = ref.reset_coords(drop=True)
-        hist = hist.reset_coords(drop=True)
-        grid = _grid(ref)
-        dims = list(grid)
-        ref = ref.assign_coords({d: np.arange(n) for d, n in grid.items() if d not in ref.coords})
-        coords = {d: np.asarray(ref[d].values) for d in dims}
-        ref = ref.transpose("time", *dims)
-        hist = _match_grid(hist, grid, coords, "hist")
-
-        ref_groups, hist_groups = _group_labels(ref, group), _group_labels(hist, group)
-        if set(ref_groups.tolist()) != set(hist_groups.tolist()):
-            raise EsmscaleError(
-                f"with group={group!r}, ref covers groups {sorted(set(ref_groups.tolist()))} but "
-                f"hist covers {sorted(set(hist_groups.tolist()))}; select the same months or "
-                "months in both."
-            )
-        for name, labels in (("ref", ref_groups), ("hist", hist_groups)):
-            values, counts = np.unique(labels, return_counts=True)
-            if counts.min() < nquantiles:
-                where = "" if group == "time" else f" in group {values[counts.argmin()]!r}"
-                raise EsmscaleError(
-                    f"{name} has only {counts.min()} time steps{where}, fewer than "
-                    f"nquantiles={nquantiles}; use a longer training period, fewer quantiles or "
-                    "a coarser group."
-                )
-
+        ref, hist, dims = _align_training_data(ref, hist, group, nquantiles)
         canon = _CANONICAL[qty]
         ref_c = _to_units(ref, ref_units, canon, "ref")
         hist_c = _to_units(hist, hist_units, canon, "hist")
@@ -466,14 +488,7 @@ class QDMCorrector:
         ref_c, hist_c = _common_axis(ref_c, hist_c, group)
         ref_c = _one_time_chunk(ref_c).assign_attrs(units=canon)
         hist_c = _one_time_chunk(hist_c).assign_attrs(units=canon)
-
-        with _quiet_xsdba():
-            from xsdba import QuantileDeltaMapping
-
-            trained = QuantileDeltaMapping.train(
-                ref_c, hist_c, nquantiles=nquantiles, group=group, kind=kind
-            )
-            state = trained.ds[list(_STATE_VARS)].compute()
+        state = _qdm_state(ref_c, hist_c, nquantiles=nquantiles, group=group, kind=kind)
         if means is not None:
             state = state.assign(means.reset_coords(drop=True).compute())
         state = state.transpose(*dims, ...)
@@ -560,7 +575,7 @@ class QDMCorrector:
             scen = scen.where(scen.isnull() | (scen >= self.dry_threshold), 0.0)
         valid = self.state["af"].notnull().any([d for d in self.state["af"].dims if d not in dims])
         scen = scen.where(valid)
-        scale, offset = _affine(canon, self.units, "output")
+        scale, offset = linear_factors(canon, self.units, "output")
         if (scale, offset) != (1.0, 0.0):
             scen = scen * scale + offset
         scen = scen.drop_vars(coordless).transpose(*orig_dims).assign_coords(extra).rename(name)
@@ -684,7 +699,6 @@ def bias_correct(
     """
     from esmscale.prepare.inputs import select_variable
     from esmscale.prepare.regrid import regrid
-    from esmscale.units import linear_factors
 
     def pick(obj: xr.DataArray | xr.Dataset) -> xr.DataArray:
         keep = isinstance(obj, xr.Dataset) and variable in obj

@@ -11,7 +11,7 @@ import xarray as xr
 
 from esmscale.errors import EsmscaleError
 from esmscale.io.catalog import open_catalog_dataset, parse_catalog_uri
-from esmscale.units import convert
+from esmscale.prepare.units import convert
 
 __all__ = ["field_values", "grid_spacing", "open_dataset", "select_variable"]
 
@@ -64,7 +64,7 @@ def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None)
         return obj
     names = [str(k) for k, v in obj.data_vars.items() if v.ndim >= 2]
     try:
-        from esmscale.prepare.regrid import find_latlon
+        from esmscale.prepare.coords import find_latlon
 
         lat, lon = find_latlon(obj)
         names = [n for n in names if {lat, lon} <= set(obj[n].dims)]

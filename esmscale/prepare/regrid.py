@@ -17,20 +17,18 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-import cf_xarray  # noqa: F401 - registers the ``.cf`` accessor
 import numpy as np
 import xarray as xr
 import xarray_regrid  # noqa: F401 - registers the ``.regrid`` accessor
 
 from esmscale.errors import EsmscaleError
+from esmscale.prepare.coords import find_latlon
 
 __all__ = ["METHODS", "find_latlon", "refine_grid", "regrid", "target_mask", "to_regular"]
 
 #: Interpolation methods accepted by :func:`regrid`.
 METHODS = ("bilinear", "conservative")
 
-_LAT_NAMES = ("lat", "latitude", "nav_lat")
-_LON_NAMES = ("lon", "longitude", "nav_lon")
 # Private dim names used while calling xarray-regrid (see the module docstring).
 _ILAT = "_esmscale_lat"
 _ILON = "_esmscale_lon"
@@ -48,104 +46,6 @@ def _fmt(x: float) -> str:
 
 def _range(v: np.ndarray) -> str:
     return f"{_fmt(np.min(v))}..{_fmt(np.max(v))}"
-
-
-def _candidates(obj: xr.DataArray | xr.Dataset, key: str, names: tuple[str, ...]) -> list[str]:
-    """Coordinates that describe ``key`` ("latitude"/"longitude"): CF first, then names."""
-    found: list[str] = []
-    try:
-        cf_names = obj.cf.coordinates.get(key, [])
-    except (KeyError, ValueError, AttributeError):  # pragma: no cover - defensive
-        cf_names = []
-    for name in cf_names:
-        if name in obj.coords and name not in found:
-            found.append(str(name))
-    if not found:
-        lower = {str(k).lower(): str(k) for k in obj.coords}
-        found = [lower[n] for n in names if n in lower]
-    return found
-
-
-def _pick(obj: xr.DataArray | xr.Dataset, key: str, names: tuple[str, ...], units: str) -> str:
-    found = _candidates(obj, key, names)
-    if not found:
-        coords = sorted(map(str, obj.coords))
-        raise EsmscaleError(
-            f"no {key} coordinate found; the coordinates present are {coords}. Name it "
-            f"{names[0]!r} or give it the CF attributes standard_name={key!r} and "
-            f"units={units!r} (e.g. obj[name].attrs.update(standard_name={key!r}, "
-            f"units={units!r}))."
-        )
-    # Prefer a 1-D dimension coordinate when CF attributes match several variables.
-    one_d = [n for n in found if obj[n].ndim == 1]
-    dim_coords = [n for n in one_d if obj[n].dims == (n,)]
-    for group in (dim_coords, one_d):
-        if len(group) == 1:
-            return group[0]
-        if len(group) > 1:
-            raise EsmscaleError(
-                f"several {key} coordinates found: {group}; drop all but one "
-                f"(e.g. obj.drop_vars({group[1:]!r}))."
-            )
-    name = found[0]
-    var = obj[name]
-    if var.ndim >= 2:
-        raise EsmscaleError(
-            f"{key} coordinate {name!r} is {var.ndim}-D with dims {tuple(map(str, var.dims))}: "
-            "this is a curvilinear grid (e.g. CORDEX rotated-pole data), which is not "
-            "supported. Regrid the data to a regular lat/lon grid with 1-D lat and lon "
-            "coordinates first (e.g. with xESMF or `cdo remapbil`)."
-        )
-    raise EsmscaleError(
-        f"{key} coordinate {name!r} is a scalar; a lat/lon grid needs 1-D {key} values "
-        "along a dimension (did a .sel/.isel drop the dimension?)."
-    )
-
-
-def find_latlon(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
-    """Names of the latitude and longitude coordinates of ``obj``.
-
-    Coordinates are found through their CF attributes (``standard_name``, ``units`` such as
-    ``degrees_north``, via cf_xarray), falling back to the names ``lat``/``latitude``/``nav_lat``
-    and ``lon``/``longitude``/``nav_lon``.
-
-    Parameters
-    ----------
-    obj : xarray.DataArray or xarray.Dataset
-        Gridded data or a grid description (coordinates only).
-
-    Returns
-    -------
-    tuple of str
-        ``(latitude name, longitude name)``; both are 1-D coordinates.
-
-    Raises
-    ------
-    EsmscaleError
-        If a coordinate is missing, ambiguous, scalar, 2-D (curvilinear grids are not
-        supported), or if latitude and longitude share one dimension (unstructured grid).
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.zeros((2, 3)), dims=("y", "x"),
-    ...     coords={"y": ("y", [40.0, 41.0], {"standard_name": "latitude"}),
-    ...             "x": ("x", [0.0, 1.0, 2.0], {"units": "degrees_east"})})
-    >>> find_latlon(da)
-    ('y', 'x')
-    >>> find_latlon(xr.Dataset(coords={"latitude": [1.0, 2.0], "longitude": [3.0, 4.0]}))
-    ('latitude', 'longitude')
-    """
-    lat = _pick(obj, "latitude", _LAT_NAMES, "degrees_north")
-    lon = _pick(obj, "longitude", _LON_NAMES, "degrees_east")
-    if obj[lat].dims == obj[lon].dims:
-        raise EsmscaleError(
-            f"latitude {lat!r} and longitude {lon!r} both lie along the dimension "
-            f"{str(obj[lat].dims[0])!r} (an unstructured grid or a list of points); regrid "
-            "needs a regular grid with separate lat and lon dimensions."
-        )
-    return lat, lon
 
 
 def _latlon_as_dims(obj: Any, lat: str, lon: str) -> Any:
@@ -531,9 +431,33 @@ def regrid(
     tlat_name, tlon_name = find_latlon(target)
     tlat = _coord_values(target, tlat_name)
     tlon = _coord_values(target, tlon_name)
+    src, in_chunks = _regrid_source(da, tlat, tlon)
+    out = _interpolate(src, tlat, tlon, method)
+    if np.issubdtype(da.dtype, np.floating) and out.dtype != da.dtype:
+        out = out.astype(da.dtype)
+    out = _target_layout(out, da, target, (tlat_name, tlon_name), (tlat, tlon))
+    if mask:
+        keep = target_mask(target)
+        if keep is not None:
+            out = out.where(xr.DataArray(keep.values, dims=(tlat_name, tlon_name)))
+    if out.chunks is not None:
+        out = out.chunk(
+            {
+                **{k: v for k, v in in_chunks.items() if k in out.dims},
+                tlat_name: -1,
+                tlon_name: -1,
+            }
+        )
+    out.attrs = dict(da.attrs)
+    out.encoding = {}
+    return out.rename(da.name)
 
+
+def _regrid_source(
+    da: xr.DataArray, tlat: np.ndarray, tlon: np.ndarray
+) -> tuple[xr.DataArray, Any]:
+    """The input ready for xarray-regrid (private dim names, float64) and its chunk sizes."""
     src = to_regular(da)
-    lat_orig, lon_orig = find_latlon(da)
     # Auxiliary coordinates on the grid (other than lat/lon) cannot be carried over.
     aux = [
         k for k, v in src.coords.items() if k not in ("lat", "lon") and {"lat", "lon"} & set(v.dims)
@@ -547,8 +471,13 @@ def regrid(
         src = src.chunk({"lat": -1, "lon": -1})
     # Work in float64 so that numpy and dask input give identical results (interp returns
     # float64 in one case and the input dtype in the other); cast back at the end.
-    src = src.rename({"lat": _ILAT, "lon": _ILON}).astype(np.float64)
+    return src.rename({"lat": _ILAT, "lon": _ILON}).astype(np.float64), in_chunks
 
+
+def _interpolate(
+    src: xr.DataArray, tlat: np.ndarray, tlon: np.ndarray, method: str
+) -> xr.DataArray:
+    """NaN-aware interpolation of ``src`` onto ``tlat x tlon`` (in the target's order)."""
     lat_order = np.argsort(tlat, kind="stable")
     lon_order = np.argsort(tlon, kind="stable")
     grid = xr.Dataset(coords={_ILAT: tlat[lat_order], _ILON: tlon[lon_order]})
@@ -575,37 +504,31 @@ def regrid(
             output_chunks={_ILAT: tlat.size, _ILON: tlon.size},
         )
     out = done["num"] / done["den"].where(done["den"] >= _VALID_FRACTION)
-    if np.issubdtype(da.dtype, np.floating) and out.dtype != da.dtype:
-        out = out.astype(da.dtype)
-
-    # Back to the target's order, names, values and coordinate attributes.
+    # Back to the target's order.
     if np.any(np.diff(lat_order) != 1):
         out = out.isel({_ILAT: np.argsort(lat_order)})
     if np.any(np.diff(lon_order) != 1):
         out = out.isel({_ILON: np.argsort(lon_order)})
+    return out
+
+
+def _target_layout(
+    out: xr.DataArray,
+    da: xr.DataArray,
+    target: xr.Dataset | xr.DataArray,
+    names: tuple[str, str],
+    values: tuple[np.ndarray, np.ndarray],
+) -> xr.DataArray:
+    """The target's lat/lon names, values and attributes, in the input's dim order."""
+    tlat_name, tlon_name = names
     out = out.drop_vars([_ILAT, _ILON]).rename({_ILAT: tlat_name, _ILON: tlon_name})
     out = out.assign_coords(
         {
-            tlat_name: (tlat_name, tlat, dict(target[tlat_name].attrs)),
-            tlon_name: (tlon_name, tlon, dict(target[tlon_name].attrs)),
+            tlat_name: (tlat_name, values[0], dict(target[tlat_name].attrs)),
+            tlon_name: (tlon_name, values[1], dict(target[tlon_name].attrs)),
         }
     )
+    lat_orig, lon_orig = find_latlon(da)
     new_name = {lat_orig: tlat_name, lon_orig: tlon_name}
     dims = [new_name.get(str(d), d) for d in _latlon_as_dims(da, lat_orig, lon_orig).dims]
-    out = out.transpose(*dims)
-
-    if mask:
-        keep = target_mask(target)
-        if keep is not None:
-            out = out.where(xr.DataArray(keep.values, dims=(tlat_name, tlon_name)))
-    if out.chunks is not None:
-        out = out.chunk(
-            {
-                **{k: v for k, v in in_chunks.items() if k in out.dims},
-                tlat_name: -1,
-                tlon_name: -1,
-            }
-        )
-    out.attrs = dict(da.attrs)
-    out.encoding = {}
-    return out.rename(da.name)
+    return out.transpose(*dims)

@@ -209,7 +209,7 @@ def plot_maps(
     """
     from matplotlib.figure import Figure
 
-    from esmscale.prepare.regrid import find_latlon
+    from esmscale.prepare.coords import find_latlon
 
     if not panels:
         raise EsmscaleError("plot_maps: no panel to draw.")

@@ -12,7 +12,6 @@ from scipy.ndimage import gaussian_filter
 
 from esmscale.datasets.synthetic import (
     _gaussian_fields,
-    coarsen_block,
     synthetic_esm,
     synthetic_precip,
     synthetic_temperature,
@@ -155,44 +154,6 @@ def test_temperature() -> None:
     assert merid[0] - merid[-1] == pytest.approx(0.5 * (ds.lat[-1] - ds.lat[0]), abs=1.0)
     noleap = synthetic_temperature(8, 8, 30, calendar="360_day")
     assert noleap.time.encoding["calendar"] == "360_day"
-
-
-# --------------------------------------------------------------------------- coarsen_block
-def test_coarsen_block_hand_example() -> None:
-    field = np.array(
-        [
-            [1.0, 2.0, np.nan, np.nan],
-            [3.0, np.nan, np.nan, np.nan],
-            [0.0, 0.0, 5.0, 7.0],
-            [0.0, 4.0, 9.0, 11.0],
-        ]
-    )
-    expected = np.array([[2.0, np.nan], [1.0, 8.0]])
-    np.testing.assert_array_equal(coarsen_block(field, 2), expected)
-    np.testing.assert_allclose(coarsen_block(field, 4), [[42.0 / 11.0]])
-    stacked = coarsen_block(np.stack([field, 2 * field]).astype(np.float32), 2)
-    assert stacked.shape == (2, 2, 2) and stacked.dtype == np.float32
-    np.testing.assert_array_equal(stacked[1], 2 * expected)
-    assert coarsen_block(np.ones((4, 4), dtype=int), 2).dtype == np.float64
-
-
-def test_coarsen_block_not_divisible() -> None:
-    with pytest.raises(ValueError, match=r"\(6, 7\).*factor 2.*crop or pad"):
-        coarsen_block(np.zeros((3, 6, 7)), 2)
-
-
-@settings(max_examples=20, deadline=None)
-@given(
-    factor=st.integers(1, 4),
-    ny=st.integers(1, 4),
-    nx=st.integers(1, 4),
-    seed=st.integers(0, 2**16),
-)
-def test_coarsen_block_preserves_mean(factor: int, ny: int, nx: int, seed: int) -> None:
-    field = np.random.default_rng(seed).normal(size=(2, ny * factor, nx * factor))
-    coarse = coarsen_block(field, factor)
-    assert coarse.shape == (2, ny, nx)
-    np.testing.assert_allclose(coarse.mean(axis=(-2, -1)), field.mean(axis=(-2, -1)))
 
 
 # --------------------------------------------------------------------------- synthetic_esm

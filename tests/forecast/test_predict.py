@@ -103,7 +103,10 @@ def test_registry_lists_names(winters):
     assert {"pastnet", "persistence", "climatology", "optical_flow", "simvp", "fno"} <= set(
         available_methods()
     )
-    with pytest.raises(EsmscaleError, match=r"available:.*persistence"):
+    with pytest.raises(
+        EsmscaleError,
+        match=r"no forecast method named 'magic'; known forecast methods:.*persistence",
+    ):
         fit("magic", winters)
     with pytest.raises(EsmscaleError, match="no such checkpoint"):
         forecast(winters, "/nonexistent/model")

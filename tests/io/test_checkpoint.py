@@ -200,3 +200,44 @@ def test_header_length_that_looks_like_pickle_magic_still_loads(tmp_path):
     assert (path / "model.safetensors").read_bytes()[:1] == b"\x80"
     assert torch.equal(got["w"], tensors["w"])
     assert config["pad"] == "x" * pad
+
+
+# --------------------------------------------------------------------------- training state
+def test_optimizer_state_round_trip_resumes_exactly(tmp_path):
+    from esmscale.io.checkpoint import optimizer_tensors, restore_optimizer, strip_prefix
+
+    def make():
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 2)
+        return net, torch.optim.AdamW(net.parameters(), lr=0.1)
+
+    def step(net, opt, k):
+        x = torch.full((4, 3), float(k))
+        opt.zero_grad()
+        net(x).pow(2).sum().backward()
+        opt.step()
+
+    net, opt = make()
+    for k in range(3):
+        step(net, opt, k)
+    tensors, groups = optimizer_tensors(opt)
+    assert all(key.startswith("opt.") for key in tensors)
+    tensors.update({f"online.{k}": v for k, v in net.state_dict().items()})
+    write_checkpoint(tmp_path / "state", tensors, {"param_groups": groups})
+
+    net2, opt2 = make()
+    loaded, cfg, _ = read_checkpoint(tmp_path / "state")
+    net2.load_state_dict(strip_prefix(loaded, "online."))
+    restore_optimizer(opt2, loaded, cfg["param_groups"])
+    for k in range(3, 5):
+        step(net, opt, k)
+        step(net2, opt2, k)
+    for a, b in zip(net.parameters(), net2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_strip_prefix_keeps_only_matching_keys():
+    from esmscale.io.checkpoint import strip_prefix
+
+    t = {"ema.a": torch.ones(1), "emax.b": torch.ones(1), "online.a": torch.zeros(1)}
+    assert list(strip_prefix(t, "ema.")) == ["a"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from esmscale.errors import CheckpointError, EsmscaleError
 from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel
 from esmscale.models.transforms import DataTransform
 
@@ -23,7 +25,11 @@ def tiny_model(seed: int = 0, **changes) -> ConsistencyModel:
 
 
 class ModelTestMixin:
-    """Save/load round trip and determinism for any ``nn.Module`` with ``save_pretrained``."""
+    """Config, save/load round trip and determinism for every esmscale network.
+
+    Every network uses :class:`esmscale.models.modeling_utils.PretrainedMixin`, so these tests
+    apply unchanged to the consistency model, PastNet, SimVP and FNO.
+    """
 
     model_class: type = ConsistencyModel
 
@@ -66,3 +72,29 @@ class ModelTestMixin:
         b = self._run(model, inputs)
         assert torch.equal(a, b)
         assert torch.isfinite(a).all()
+
+    def test_config_round_trip_and_unknown_keys(self):
+        config = self.make_model().config
+        cls = type(config)
+        assert cls.from_dict(config.to_dict()) == config
+        with pytest.raises(EsmscaleError, match=r"unknown keys \['not_a_field'\]; known keys"):
+            cls.from_dict({**config.to_dict(), "not_a_field": 1})
+
+    def test_weights_of_another_architecture_refused(self, tmp_path):
+        model = self.make_model()
+        directory = model.save_pretrained(tmp_path / "ckpt")
+        tensors = dict(model.state_dict())
+        tensors.pop(next(iter(tensors)))
+        with pytest.raises(EsmscaleError, match="different architecture"):
+            self.model_class.load_weights(model.config, tensors, directory)
+
+    def test_pickle_refused(self, tmp_path):
+        model = self.make_model()
+        path = tmp_path / "weights.pt"
+        torch.save(model.state_dict(), path)
+        with pytest.raises(CheckpointError, match="pickle"):
+            self.model_class.from_pretrained(path)
+
+    def test_num_parameters(self):
+        model = self.make_model()
+        assert model.num_parameters() == sum(p.numel() for p in model.parameters()) > 0

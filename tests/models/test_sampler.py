@@ -7,9 +7,12 @@ from hypothesis import strategies as st
 
 from esmscale.errors import EsmscaleError
 from esmscale.models.sampler import (
+    SAMPLERS,
+    bridge_sample,
     consistency_sample,
     field_noise,
     multistep_times,
+    noise_only_sample,
     ode_sample,
 )
 from tests.models._mixin import tiny_model
@@ -181,3 +184,32 @@ def test_ode_sample_explicit_times_and_errors():
     assert np.isfinite(y).all()
     with pytest.raises(EsmscaleError, match="NaN"):
         ode_sample(MODEL, np.full_like(x, np.nan), 0.5, noise, n_steps=2)
+
+
+# --------------------------------------------------------------------------- sampler registry
+def test_sampler_registry_holds_the_four_samplers():
+    assert SAMPLERS.available() == ["bridge", "consistency", "multistep", "noise-only"]
+    assert SAMPLERS.get("consistency").run is consistency_sample
+    assert SAMPLERS.get("multistep").run is consistency_sample
+    assert SAMPLERS.get("bridge").run is bridge_sample
+    assert SAMPLERS.get("noise-only").run is noise_only_sample
+    assert [SAMPLERS.get(n).draws(3) for n in ("bridge", "consistency", "noise-only")] == [4, 3, 3]
+
+
+def test_unknown_sampler_lists_the_known_ones():
+    with pytest.raises(EsmscaleError, match=r"no sampler named 'ddim'; known samplers: \['bridge'"):
+        SAMPLERS.get("ddim")
+
+
+def test_sampler_checks_the_model_objective():
+    SAMPLERS.get("consistency").check_model(MODEL)
+    SAMPLERS.get("noise-only").check_model(MODEL)  # any model: the network is not called
+    with pytest.raises(EsmscaleError, match=r"objective='diffusion'.*objective='consistency'"):
+        SAMPLERS.get("bridge").check_model(MODEL)
+
+
+def test_noise_only_is_input_plus_scaled_first_draw():
+    x, noise = _fields(3), _noise(2, 3)
+    out = noise_only_sample(MODEL, x, 0.4, noise)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, x + np.float32(0.4) * noise[0])

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esmscale.errors import EsmscaleError
-from esmscale.prepare.interp import upsample_bilinear
+from esmscale.prepare.interp import coarsen_block, upsample_bilinear
 
 
 @given(c=st.floats(-1e4, 1e4), factor=st.integers(1, 6), h=st.integers(1, 6), w=st.integers(1, 6))
@@ -79,3 +79,53 @@ def test_integral_float_factor():
 def test_bad_rank():
     with pytest.raises(EsmscaleError, match=r"\(\.\.\., h, w\)"):
         upsample_bilinear(np.ones(5), 2)
+
+
+# --------------------------------------------------------------------------- coarsen_block
+def test_coarsen_block_hand_example() -> None:
+    field = np.array(
+        [
+            [1.0, 2.0, np.nan, np.nan],
+            [3.0, np.nan, np.nan, np.nan],
+            [0.0, 0.0, 5.0, 7.0],
+            [0.0, 4.0, 9.0, 11.0],
+        ]
+    )
+    expected = np.array([[2.0, np.nan], [1.0, 8.0]])
+    np.testing.assert_array_equal(coarsen_block(field, 2), expected)
+    np.testing.assert_allclose(coarsen_block(field, 4), [[42.0 / 11.0]])
+    stacked = coarsen_block(np.stack([field, 2 * field]).astype(np.float32), 2)
+    assert stacked.shape == (2, 2, 2) and stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked[1], 2 * expected)
+    assert coarsen_block(np.ones((4, 4), dtype=int), 2).dtype == np.float64
+
+
+def test_coarsen_block_not_divisible() -> None:
+    with pytest.raises(EsmscaleError, match=r"\(6, 7\).*factor 2.*crop or pad"):
+        coarsen_block(np.zeros((3, 6, 7)), 2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    factor=st.integers(1, 4),
+    ny=st.integers(1, 4),
+    nx=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_coarsen_block_preserves_mean(factor: int, ny: int, nx: int, seed: int) -> None:
+    field = np.random.default_rng(seed).normal(size=(2, ny * factor, nx * factor))
+    coarse = coarsen_block(field, factor)
+    assert coarse.shape == (2, ny, nx)
+    np.testing.assert_allclose(coarse.mean(axis=(-2, -1)), field.mean(axis=(-2, -1)))
+
+
+def test_coarsen_block_is_the_inverse_of_upsampling_a_constant() -> None:
+    field = np.full((2, 3, 5), 4.0, dtype=np.float32)
+    np.testing.assert_array_equal(coarsen_block(upsample_bilinear(field, 3), 3), field)
+
+
+def test_coarsen_block_old_import_path_works() -> None:
+    from esmscale.datasets import coarsen_block as old
+    from esmscale.datasets.synthetic import coarsen_block as older
+
+    assert old is coarsen_block and older is coarsen_block

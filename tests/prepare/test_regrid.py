@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from esmscale.errors import EsmscaleError
-from esmscale.prepare.regrid import find_latlon, refine_grid, regrid, target_mask, to_regular
+from esmscale.prepare.regrid import refine_grid, regrid, target_mask, to_regular
 from tests.conftest import sample_data
 
 DATA = Path(
@@ -226,21 +226,6 @@ def test_output_names_attrs_and_dims_follow_target_and_input():
     assert float(out["height"]) == 2.0
     np.testing.assert_array_equal(out.time.values, da.time.values)
     assert regrid(_random(), target).dtype == np.float64
-
-
-def test_find_latlon_cf_attributes_and_names():
-    da = xr.DataArray(
-        np.zeros((2, 3)),
-        dims=("y", "x"),
-        coords={
-            "y": ("y", [1.0, 2.0], {"units": "degrees_north"}),
-            "x": ("x", [1.0, 2.0, 3.0], {"standard_name": "longitude"}),
-        },
-    )
-    assert find_latlon(da) == ("y", "x")
-    assert find_latlon(_grid([1.0], [2.0], "latitude", "longitude")) == ("latitude", "longitude")
-    nav = xr.Dataset(coords={"nav_lat": [1.0, 2.0], "nav_lon": [0.0, 1.0]})
-    assert find_latlon(nav) == ("nav_lat", "nav_lon")
 
 
 def test_to_regular_renames_sorts_and_keeps_attrs():

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from esmscale.errors import EsmscaleError
-from esmscale.models.forecast_baselines import FNO2d, FNOConfig, SimVP, SimVPConfig
 from esmscale.models.pastnet import PastNet, PastNetConfig, VectorQuantizerEMA
 from tests.forecast._helpers import TINY_PASTNET
 from tests.models._mixin import ModelTestMixin
@@ -21,28 +20,6 @@ class TestPastNet(ModelTestMixin):
 
     def make_inputs(self):
         return (torch.randn(2, 3, 1, 8, 12, generator=torch.Generator().manual_seed(1)),)
-
-
-class TestSimVP(ModelTestMixin):
-    model_class = SimVP
-
-    def make_model(self):
-        torch.manual_seed(0)
-        return SimVP(SimVPConfig(t_in=3, t_out=2, hidden=8, translator_hidden=16)).eval()
-
-    def make_inputs(self):
-        return (torch.randn(2, 3, 1, 8, 12, generator=torch.Generator().manual_seed(1)),)
-
-
-class TestFNO(ModelTestMixin):
-    model_class = FNO2d
-
-    def make_model(self):
-        torch.manual_seed(0)
-        return FNO2d(FNOConfig(t_in=3, t_out=2, width=8, modes=3, layers=2)).eval()
-
-    def make_inputs(self):
-        return (torch.randn(2, 3, 1, 10, 14, generator=torch.Generator().manual_seed(1)),)
 
 
 @pytest.mark.parametrize(
@@ -109,9 +86,3 @@ def test_errors_are_helpful():
         PastNet(PastNetConfig())
     with pytest.raises(EsmscaleError, match="use_fourier or use_discrete"):
         PastNetConfig(use_fourier=False, use_discrete=False)
-
-
-def test_wrong_kind_checkpoint_rejected(tmp_path):
-    tiny().save_pretrained(tmp_path / "p")
-    with pytest.raises(EsmscaleError, match="not a simvp checkpoint"):
-        SimVP.from_pretrained(tmp_path / "p")

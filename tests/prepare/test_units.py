@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from esmscale.errors import EsmscaleError
-from esmscale.units import convert, quantity, to_canonical
+from esmscale.prepare.units import convert, quantity, to_canonical
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -84,3 +84,33 @@ def test_precipitation_to_temperature_refused():
     assert "'pr'" in str(info.value)
     with pytest.raises(EsmscaleError, match="cannot convert temperature"):
         convert(np.array([1.0]), "degC", "mm day-1", "tas")
+
+
+def test_linear_factors_and_convert_agree_for_every_pair():
+    import itertools
+
+    from esmscale.prepare.units import _UNITS, linear_factors
+
+    values = np.array([0.0, 1.5, -3.25, 280.0])
+    for src, dst in itertools.product(_UNITS, _UNITS):
+        if _UNITS[src][0] != _UNITS[dst][0]:
+            with pytest.raises(EsmscaleError, match="cannot convert"):
+                linear_factors(src, dst, "x")
+            continue
+        scale, offset = linear_factors(src, dst, "x")
+        np.testing.assert_array_equal(convert(values, src, dst), values * scale + offset)
+    assert linear_factors("degC", "K") == (1.0, 273.15)  # exact, not 274.15 - 273.15
+    assert linear_factors("K", "degC") == (1.0, -273.15)
+
+
+def test_old_module_is_a_deprecated_alias():
+    import importlib
+    import sys
+
+    from esmscale.prepare import units
+
+    sys.modules.pop("esmscale.units", None)
+    with pytest.warns(DeprecationWarning, match="esmscale.prepare.units"):
+        old = importlib.import_module("esmscale.units")
+    for name in ("convert", "linear_factors", "quantity", "to_canonical"):
+        assert getattr(old, name) is getattr(units, name)
