@@ -103,6 +103,28 @@ def test_report_files_metrics_and_json(world, tmp_path):
         assert f"]({fig})" in report
 
 
+def test_report_psd_of_the_coarse_input_meets_bilinear_at_large_scales(tmp_path):
+    # issue 13: psd.png drew the coarse input ~16x (factor**2) below bilinear at large scales
+    from esmscale.prepare import upsample_bilinear
+
+    ds = synthetic_precip(64, 64, 16, seed=3)
+    coarse = synthetic_esm(ds, factor=4).pr
+    up = ds.pr.copy(data=upsample_bilinear(coarse.values, 4).astype(np.float32))
+    out = evaluate(ds.pr, {"bilinear": up}, coarse, output_dir=tmp_path, maps=False,
+                   progress=False)  # fmt: skip
+    spectra = out["spectra"]
+    assert set(spectra) == {"observed", "bilinear", "coarse input"}
+    k_in, p_in = (np.asarray(spectra["coarse input"][v]) for v in ("wavenumber", "psd"))
+    k_bl, p_bl = (np.asarray(spectra["bilinear"][v]) for v in ("wavenumber", "psd"))
+    np.testing.assert_array_equal(k_in, k_bl[: k_in.size])  # cycles per degree on both grids
+    np.testing.assert_allclose(p_in[:2] / p_bl[:2], 1.0, atol=0.15)
+    assert out["k_star"] == 0.125 and out["k_star_per_degree"] == 0.5
+    assert (
+        "k* = 0.125 cycles per cell = 0.5 cycles per degree" in (tmp_path / "report.md").read_text()
+    )
+    assert_png(tmp_path / "psd.png")
+
+
 def test_maps_with_offline_coastlines(world, tmp_path):
     coastlines_or_skip()
     obs, coarse, results = world
