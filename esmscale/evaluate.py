@@ -28,7 +28,7 @@ from esmscale.errors import EsmscaleError
 from esmscale.metrics import checks as C
 from esmscale.report import (
     MapPanel,
-    find_coastlines,
+    is_synthetic,
     plot_crps_vs_t,
     plot_histograms,
     plot_maps,
@@ -36,6 +36,7 @@ from esmscale.report import (
     plot_rank_histograms,
     plot_spread_skill,
     plot_zonal_profiles,
+    resolve_coastlines,
     write_report,
 )
 
@@ -227,6 +228,8 @@ def evaluate(
     threshold: float = 1.0,
     quantiles: Sequence[float] = M.DEFAULT_QUANTILES,
     bins: int = 500,
+    coastline_data: str | os.PathLike[str] | None = None,
+    download_coastlines: bool | None = None,
 ) -> dict[str, Any]:
     """Compare downscaled results with observations; write ``report.md``, figures and JSON.
 
@@ -257,12 +260,21 @@ def evaluate(
     progress
         Show a tqdm progress bar.
     maps
-        Draw maps with coastlines (needs Cartopy and its offline GSHHS data, see
-        :func:`esmscale.report.find_coastlines`); False draws them without coastlines.
+        Draw coastlines on the maps: offline GSHHS data through Cartopy (see
+        :func:`esmscale.report.resolve_coastlines`); without Cartopy or the data the maps are
+        drawn on plain latitude/longitude axes and one :class:`esmscale.EsmscaleWarning`
+        says what provides them. Synthetic fields (no real location) never get coastlines.
+        False draws the maps without coastlines, silently.
     threshold
         Wet-day threshold in the data's units (1 mm day-1).
     quantiles, bins
         Quantile levels and the number of histogram bins.
+    coastline_data
+        A Cartopy data folder holding ``shapefiles/gshhs/{l,c}/GSHHS_*_L1.shp``, searched
+        instead of ``$CARTOPY_DATA_DIR``, Cartopy's folders and ``/usr/share/cartopy/data``.
+    download_coastlines
+        Let Cartopy download Natural Earth coastlines if no offline data is found (default:
+        ``$ESMSCALE_DOWNLOAD_COASTLINES`` is 1, off otherwise).
 
     Returns
     -------
@@ -291,7 +303,13 @@ def evaluate(
     lat, lon = C.latlon_dims(o, "obs")
     tdim = C.time_dim(o, lat, lon, "obs")
     o = _standard_times(o, tdim)
-    coast = find_coastlines() if maps else None
+    given = [obs, o, *results.values(), *res.values(), coarse]
+    synthetic = any(is_synthetic(x) for x in given if isinstance(x, xr.DataArray | xr.Dataset))
+    coast = (
+        resolve_coastlines(coastline_data, download=download_coastlines)
+        if maps and not synthetic
+        else None
+    )
     curve = _crps_curve(crps_vs_t)
     if bins < 1:
         raise EsmscaleError(f"bins must be >= 1, got {bins}.")
