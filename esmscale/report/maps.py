@@ -348,7 +348,8 @@ def _render(
             da = da.transpose(lat, lon)
             x, y = np.asarray(da[lon].values), np.asarray(da[lat].values)
             lo, hi = limits[panel.kind]
-            style = {"shading": "nearest", "vmin": lo, "vmax": hi, "cmap": cmaps[panel.kind]}
+            style: dict[str, Any] = {"shading": "nearest", "vmin": lo, "vmax": hi}
+            style["cmap"] = cmaps[panel.kind]
             if crs is not None:
                 ax = fig.add_subplot(nr, nc, i + 1, projection=crs)
                 im = ax.pcolormesh(x, y, da.values, transform=crs, **style)
