@@ -138,11 +138,12 @@ def run(quick: bool) -> dict[str, object]:
     )
     res_bl, t_interp = _timed(lambda: sim.esm.downscale(method="bilinear", target=eobs))
     res_cm, res_ctrl, res_bq, res_bl = (_mm(r) for r in (res_cm, res_ctrl, res_bq, res_bl))
-    k_star = cal.k_star
+    k_star = cal.k_star  # cycles per E-OBS cell; the spectra below are in cycles per degree
+    k_deg = M.per_degree(k_star, truth)
     psd_obs = M.radial_psd(truth)
 
     def psd_err(r: xr.DataArray) -> float:
-        return float(M.psd_error(M.radial_psd(r), psd_obs, k_min=k_star))
+        return float(M.psd_error(M.radial_psd(r), psd_obs, k_min=k_deg))
 
     def q(r: xr.DataArray, qq: float) -> float:
         return float(M.quantile_errors(r, truth, [qq], relative=True).values[0])
@@ -206,7 +207,7 @@ def run(quick: bool) -> dict[str, object]:
             },
             "wet_freq_err": float(M.wet_day_fraction(r)) - float(M.wet_day_fraction(ref)),
             "mean_err_rel": float(r.mean()) / float(ref.mean()) - 1.0,
-            "psd_err": float(M.psd_error(M.radial_psd(r), psd_ref, k_min=k_star)),
+            "psd_err": float(M.psd_error(M.radial_psd(r), psd_ref, k_min=k_deg)),
         }
 
     # (c) RCP8.5 change

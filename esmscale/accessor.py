@@ -3,14 +3,13 @@
 >>> import esmscale  # registers the accessor
 >>> # ds.esm.downscale("synthetic-pr-4x", members=4)   -> esmscale.pipeline.downscale
 >>> # ds.esm.calibrate(obs, model)                     -> esmscale.calibration
->>> # ds.esm.psd()                                     -> esmscale.spectra.rapsd
+>>> # ds.esm.psd()                                     -> esmscale.metrics.radial_psd
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import xarray as xr
 
 if TYPE_CHECKING:
@@ -69,25 +68,21 @@ class EsmAccessor:
         return calibrate_noise_level(ref, fine, cm, **kwargs)
 
     def psd(self, variable: str | None = None) -> xr.DataArray:
-        """Time-mean radially averaged PSD (mask-aware) against wavenumber (cycles per cell)."""
+        """Time-mean radially averaged PSD against wavenumber in cycles per degree.
+
+        NaN cells are masked. The spectrum is :func:`esmscale.metrics.radial_psd` (power per
+        unit area of wavenumber space), so the PSDs of a coarse ESM and of fine observations
+        of one region agree at the scales both grids resolve.
+        """
+        from esmscale.metrics import radial_psd
         from esmscale.prepare.coords import find_latlon
         from esmscale.prepare.inputs import select_variable
-        from esmscale.spectra import rapsd
 
         da = select_variable(self._obj, variable)
         lat, lon = find_latlon(da)
-        arr = np.asarray(da.transpose(..., lat, lon).values, dtype=np.float64)
-        k, p = rapsd(arr)
-        units = da.attrs.get("units", "")
-        return xr.DataArray(
-            p,
-            dims=("wavenumber",),
-            coords={"wavenumber": ("wavenumber", k, {"units": "cycles per cell"})},
-            name=f"psd_{da.name}",
-            attrs={
-                "units": f"({units})2" if units else "",
-                "long_name": f"radially averaged PSD of {da.name}",
-            },
+        p = radial_psd(da.transpose(..., lat, lon))
+        return p.rename(f"psd_{da.name}").assign_attrs(
+            long_name=f"radially averaged PSD of {da.name}"
         )
 
     def forecast(

@@ -52,7 +52,10 @@ class Calibration:
         The recommended noise level (perfect-model choice if held-out data were given, else the
         spectral one).
     k_star, t_star_spectral
-        Wavenumber (cycles per fine cell) and noise level from the spectral rule.
+        Wavenumber (cycles per fine cell) and noise level from the spectral rule. Both spectra
+        are on the observation grid with unit spacing, where white noise of variance ``s^2``
+        is flat at ``s^2`` (so ``t* = sqrt(PSD)``); :func:`esmscale.metrics.per_degree`
+        converts ``k_star`` to the cycles per degree of :func:`esmscale.metrics.radial_psd`.
     k, psd_obs, psd_esm
         The two time-mean spectra in the model's transformed space.
     t_grid, crps, pooled_corr

@@ -28,7 +28,7 @@ from esmscale.errors import EsmscaleError
 from esmscale.metrics import checks as C
 from esmscale.report import (
     MapPanel,
-    find_coastlines,
+    is_synthetic,
     plot_crps_vs_t,
     plot_histograms,
     plot_maps,
@@ -36,6 +36,7 @@ from esmscale.report import (
     plot_rank_histograms,
     plot_spread_skill,
     plot_zonal_profiles,
+    resolve_coastlines,
     write_report,
 )
 
@@ -227,6 +228,8 @@ def evaluate(
     threshold: float = 1.0,
     quantiles: Sequence[float] = M.DEFAULT_QUANTILES,
     bins: int = 500,
+    coastline_data: str | os.PathLike[str] | None = None,
+    download_coastlines: bool | None = None,
 ) -> dict[str, Any]:
     """Compare downscaled results with observations; write ``report.md``, figures and JSON.
 
@@ -248,19 +251,30 @@ def evaluate(
     k_star
         Wavenumber (cycles per fine cell) above which the PSD error is averaged, e.g.
         ``Calibration.k_star``. Default ``1 / (2 * factor)``, the smallest scale the coarse
-        grid resolves, or 0 (all scales) without a factor.
+        grid resolves, or 0 (all scales) without a factor. Spectra are in cycles per degree
+        (:func:`esmscale.metrics.radial_psd`); ``k_star`` is converted with
+        :func:`esmscale.metrics.per_degree` (reported as ``k_star_per_degree``).
     crps_vs_t
         ``{t: CRPS}`` or a :class:`esmscale.Calibration` with ``t_grid``/``crps``: adds the
         CRPS-against-noise-level figure and table.
     progress
         Show a tqdm progress bar.
     maps
-        Draw maps with coastlines (needs Cartopy and its offline GSHHS data, see
-        :func:`esmscale.report.find_coastlines`); False draws them without coastlines.
+        Draw coastlines on the maps: offline GSHHS data through Cartopy (see
+        :func:`esmscale.report.resolve_coastlines`); without Cartopy or the data the maps are
+        drawn on plain latitude/longitude axes and one :class:`esmscale.EsmscaleWarning`
+        says what provides them. Synthetic fields (no real location) never get coastlines.
+        False draws the maps without coastlines, silently.
     threshold
         Wet-day threshold in the data's units (1 mm day-1).
     quantiles, bins
         Quantile levels and the number of histogram bins.
+    coastline_data
+        A Cartopy data folder holding ``shapefiles/gshhs/{l,c}/GSHHS_*_L1.shp``, searched
+        instead of ``$CARTOPY_DATA_DIR``, Cartopy's folders and ``/usr/share/cartopy/data``.
+    download_coastlines
+        Let Cartopy download Natural Earth coastlines if no offline data is found (default:
+        ``$ESMSCALE_DOWNLOAD_COASTLINES`` is 1, off otherwise).
 
     Returns
     -------
@@ -271,7 +285,7 @@ def evaluate(
         ``quantile_error`` and ``quantile_error_relative`` (keyed by quantile),
         ``histogram_error``, ``wet_day_fraction``, ``wet_day_error``, ``mean_bias``,
         ``zonal_profile_error``, ``pooled_corr``, ``lowpass_corr``; plus ``obs``, ``period``,
-        ``grid``, ``factor``, ``k_star``, ``crps_vs_t`` and ``files``.
+        ``grid``, ``factor``, ``k_star``, ``k_star_per_degree``, ``crps_vs_t`` and ``files``.
 
     Examples
     --------
@@ -289,7 +303,13 @@ def evaluate(
     lat, lon = C.latlon_dims(o, "obs")
     tdim = C.time_dim(o, lat, lon, "obs")
     o = _standard_times(o, tdim)
-    coast = find_coastlines() if maps else None
+    given = [obs, o, *results.values(), *res.values(), coarse]
+    synthetic = any(is_synthetic(x) for x in given if isinstance(x, xr.DataArray | xr.Dataset))
+    coast = (
+        resolve_coastlines(coastline_data, download=download_coastlines)
+        if maps and not synthetic
+        else None
+    )
     curve = _crps_curve(crps_vs_t)
     if bins < 1:
         raise EsmscaleError(f"bins must be >= 1, got {bins}.")
@@ -306,6 +326,7 @@ def evaluate(
         k_star_v, k_src = 1.0 / (2 * factor), "default: 1 / (2 * factor)"
     else:
         k_star_v, k_src = 0.0, "default: all wavenumbers"
+    k_deg = M.per_degree(k_star_v, o)  # the spectra's wavenumbers are in cycles per degree
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     units = str(o.attrs.get("units", ""))
@@ -334,7 +355,7 @@ def evaluate(
         for name, (r, o_m) in aligned.items():
             bar.set_postfix_str(f"metrics: {name}")
             lazy = _method_lazy(
-                r, o_m, c_da, factor=factor, k_star=k_star_v, threshold=threshold,
+                r, o_m, c_da, factor=factor, k_star=k_deg, threshold=threshold,
                 quantiles=quantiles, bins=bins, map_time=map_time, psd_obs=obs_v["psd"],
                 mask=obs_v["mask"],
             )  # fmt: skip
@@ -364,9 +385,12 @@ def evaluate(
             computed, obs_v, quantiles=quantiles, threshold=threshold, bins=bins, factor=factor,
             k_star=k_star_v, k_src=k_src, o=o, tdim=tdim, units=units, curve=curve,
         )  # fmt: skip
+        metrics["k_star_per_degree"] = k_deg
+        metrics["spectra"] = _spectra(computed, obs_v, extra_v)
         figures = _draw(
             out_dir, computed, obs_v, extra_v, metrics, o=o, tdim=tdim, map_time=map_time,
-            units=units, coast=coast, factor=factor, k_star=k_star_v, curve=curve, bar=bar,
+            units=units, coast=coast, k_star=k_deg, psd_v=metrics["spectra"], curve=curve,
+            bar=bar,
         )  # fmt: skip
         report = write_report(out_dir / "report.md", metrics, figures)
         metrics["files"] = {
@@ -382,6 +406,25 @@ def evaluate(
     finally:
         bar.close()
     return metrics
+
+
+def _spectra(
+    computed: Mapping[str, Mapping[str, Any]],
+    obs_v: Mapping[str, Any],
+    extra_v: Mapping[str, Any],
+) -> dict[str, dict[str, list[float]]]:
+    """Label -> ``{"wavenumber", "psd"}`` (cycles per degree, per unit wavenumber area).
+
+    The coarse input's spectrum is on its own grid: with physical wavenumbers and the area
+    normalisation of :func:`esmscale.metrics.radial_psd` it needs no rescaling.
+    """
+    psds = {"observed": obs_v["psd"], **{n: c["psd"] for n, c in computed.items()}}
+    if "psd_input" in extra_v:
+        psds["coarse input"] = extra_v["psd_input"]
+    return {
+        n: {"wavenumber": p["wavenumber"].values.tolist(), "psd": p.values.tolist()}
+        for n, p in psds.items()
+    }
 
 
 def _assemble(
@@ -472,8 +515,8 @@ def _draw(
     map_time: Any,
     units: str,
     coast: Any,
-    factor: int | None,
     k_star: float,
+    psd_v: Mapping[str, Mapping[str, Any]],
     curve: dict[str, Any] | None,
     bar: Any,
 ) -> dict[str, list[str]]:
@@ -517,13 +560,11 @@ def _draw(
     figures["Mean-bias maps"] = ["bias_maps.png"]
     done("bias_maps.png")
 
-    spectra = {"observed": (obs_v["psd"]["wavenumber"].values, obs_v["psd"].values)}
-    for n, c in computed.items():
-        spectra[n] = (c["psd"]["wavenumber"].values, c["psd"].values)
-    if "psd_input" in extra_v and factor:
-        p = extra_v["psd_input"]
-        spectra["coarse input"] = (p["wavenumber"].values / factor, p.values)
-    plot_psd(out_dir / "psd.png", spectra, k_star=k_star if k_star > 0 else None)
+    spectra = {n: (np.asarray(s["wavenumber"]), np.asarray(s["psd"])) for n, s in psd_v.items()}
+    plot_psd(
+        out_dir / "psd.png", spectra, k_star=k_star if k_star > 0 else None,
+        psd_units=str(obs_v["psd"].attrs.get("units", "")),
+    )  # fmt: skip
     figures["Power spectra"] = ["psd.png"]
     done("psd.png")
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import xarray as xr
 
 from esmscale import available_models, load_model
-from esmscale.demo import run_demo
+from esmscale.cli import main
+from esmscale.demo import format_summary, run_demo
 from esmscale.io import is_complete
 
 
@@ -29,3 +32,27 @@ def test_demo_writes_zarr_and_png(tmp_path):
     # running it again replaces its own store
     again = run_demo(tmp_path / "demo", members=4, days=2)
     np.testing.assert_array_equal(xr.open_zarr(again["zarr"]).pr.values, ds.pr.values)
+
+
+def test_demo_corrects_the_bias_and_prints_the_summary(tmp_path, capsys):
+    # issue 13: the demo's output was 98.6 % wet (>= 0.1 mm/day) where the truth was 41 %
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--members", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "bias correction qdm" in text
+    wet = re.search(r"wet days \(>= 0\.1 mm day-1\): truth ([\d.]+) %, downscaled ([\d.]+) %", text)
+    q99 = re.search(r"99th percentile \(mm day-1\): truth ([\d.]+), downscaled ([\d.]+)", text)
+    assert wet and q99, text
+    truth_wet, out_wet = float(wet[1]), float(wet[2])
+    assert abs(out_wet - truth_wet) <= 5.0, text  # percentage points
+    assert abs(float(q99[2]) / float(q99[1]) - 1) <= 0.2, text
+    ds = xr.open_zarr(tmp_path / "demo" / "downscaled.zarr")
+    assert ds.pr.attrs["esmscale_bias_correction"] == "qdm"
+
+
+def test_demo_without_bias_correction_shows_the_drizzle(tmp_path):
+    summary = run_demo(tmp_path, members=2, days=2, bias_correction=False)
+    st = summary["stats"]
+    assert summary["bias_correction"] == "none"
+    assert st["coarse input"]["wet_day_fraction"] == 1.0  # drizzle everywhere
+    assert st["downscaled"]["wet_day_fraction"] > st["truth"]["wet_day_fraction"] + 0.3
+    assert "truth" in format_summary(summary)

@@ -103,13 +103,97 @@ def test_report_files_metrics_and_json(world, tmp_path):
         assert f"]({fig})" in report
 
 
+def test_report_psd_of_the_coarse_input_meets_bilinear_at_large_scales(tmp_path):
+    # issue 13: psd.png drew the coarse input ~16x (factor**2) below bilinear at large scales
+    from esmscale.prepare import upsample_bilinear
+
+    ds = synthetic_precip(64, 64, 16, seed=3)
+    coarse = synthetic_esm(ds, factor=4).pr
+    up = ds.pr.copy(data=upsample_bilinear(coarse.values, 4).astype(np.float32))
+    out = evaluate(ds.pr, {"bilinear": up}, coarse, output_dir=tmp_path, maps=False,
+                   progress=False)  # fmt: skip
+    spectra = out["spectra"]
+    assert set(spectra) == {"observed", "bilinear", "coarse input"}
+    k_in, p_in = (np.asarray(spectra["coarse input"][v]) for v in ("wavenumber", "psd"))
+    k_bl, p_bl = (np.asarray(spectra["bilinear"][v]) for v in ("wavenumber", "psd"))
+    np.testing.assert_array_equal(k_in, k_bl[: k_in.size])  # cycles per degree on both grids
+    np.testing.assert_allclose(p_in[:2] / p_bl[:2], 1.0, atol=0.15)
+    assert out["k_star"] == 0.125 and out["k_star_per_degree"] == 0.5
+    assert (
+        "k* = 0.125 cycles per cell = 0.5 cycles per degree" in (tmp_path / "report.md").read_text()
+    )
+    assert_png(tmp_path / "psd.png")
+
+
+def _as_real(da):
+    """The synthetic field relabelled as if it were observed (so that it gets coastlines)."""
+    return da.assign_attrs(long_name="precipitation")
+
+
 def test_maps_with_offline_coastlines(world, tmp_path):
-    coastlines_or_skip()
+    coast = coastlines_or_skip()
     obs, coarse, results = world
-    ens = {"noisy ensemble": results["noisy ensemble"]}
-    evaluate(obs, ens, coarse, output_dir=tmp_path, progress=False)
-    assert_png(tmp_path / "maps_noisy_ensemble.png")
-    assert_png(tmp_path / "bias_maps.png")
+    ens = {"noisy ensemble": _as_real(results["noisy ensemble"])}
+    real = (_as_real(obs), ens, _as_real(coarse))
+    evaluate(*real, output_dir=tmp_path / "c", progress=False, coastline_data=coast.data_dir)
+    evaluate(*real, output_dir=tmp_path / "n", progress=False, maps=False)
+    for f in ("maps_noisy_ensemble.png", "bias_maps.png"):
+        assert_png(tmp_path / "c" / f)
+        drawn = matplotlib.image.imread(tmp_path / "c" / f)
+        plain = matplotlib.image.imread(tmp_path / "n" / f)
+        assert drawn.shape != plain.shape or not np.array_equal(drawn, plain)
+
+
+def test_without_coastline_data_maps_are_plain_and_one_warning_says_why(world, tmp_path):
+    # issue 13: evaluate failed ("maps with coastlines need Cartopy" / no offline coastlines)
+    obs, coarse, results = world
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    real = (_as_real(obs), {n: _as_real(r) for n, r in results.items()}, _as_real(coarse))
+    with pytest.warns(report_maps.EsmscaleWarning) as caught:
+        evaluate(*real, output_dir=tmp_path / "out", progress=False, coastline_data=empty)
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert msg.startswith("maps drawn without coastlines: no offline GSHHS coastlines")
+    assert "python-cartopy-data package with CARTOPY_DATA_DIR=/usr/share/cartopy/data" in msg
+    assert "download_coastlines=True or set ESMSCALE_DOWNLOAD_COASTLINES=1" in msg
+    for f in ("maps_nearest.png", "maps_noisy_ensemble.png", "bias_maps.png"):
+        assert_png(tmp_path / "out" / f)
+
+
+def test_without_cartopy_maps_are_plain_and_one_warning_says_why(world, tmp_path, monkeypatch):
+    obs, _, results = world
+    monkeypatch.setitem(sys.modules, "cartopy", None)  # Cartopy not installed
+    nearest = {"nearest": _as_real(results["nearest"])}
+    with pytest.warns(report_maps.EsmscaleWarning, match=r"Cartopy cannot be imported.*viz"):
+        evaluate(_as_real(obs), nearest, output_dir=tmp_path, progress=False)
+    assert_png(tmp_path / "maps_nearest.png")
+    with pytest.raises(EsmscaleError, match=r"need Cartopy.*esmscale\[viz\]"):
+        report_maps.find_coastlines()
+
+
+def test_synthetic_fields_never_get_coastlines(world, tmp_path):
+    obs, coarse, results = world
+    assert report_maps.is_synthetic(obs) and report_maps.is_synthetic(coarse)
+    assert not report_maps.is_synthetic(_as_real(obs))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # no coastlines are looked for, so no warning either (warnings are errors here)
+    evaluate(obs, results, coarse, output_dir=tmp_path / "out", progress=False,
+             coastline_data=empty)  # fmt: skip
+    assert_png(tmp_path / "out" / "maps_nearest.png")
+
+
+def test_cartopy_download_only_when_allowed(tmp_path, monkeypatch):
+    pytest.importorskip("cartopy")
+    monkeypatch.delenv(report_maps.DOWNLOAD_ENV, raising=False)
+    with pytest.warns(report_maps.EsmscaleWarning, match="without coastlines"):
+        assert report_maps.resolve_coastlines(tmp_path) is None
+    allowed = report_maps.resolve_coastlines(tmp_path, download=True)
+    assert allowed is not None and allowed.download
+    monkeypatch.setenv(report_maps.DOWNLOAD_ENV, "1")
+    from_env = report_maps.resolve_coastlines(tmp_path)
+    assert from_env is not None and from_env.download
 
 
 def test_dask_input_and_a_calibration_object(world, tmp_path):
@@ -129,21 +213,6 @@ def test_dask_input_and_a_calibration_object(world, tmp_path):
     assert out["k_star"] == 0.2
     assert out["methods"]["noisy ensemble"]["pooled_corr"] is None
     assert (tmp_path / "new" / "dir" / "report.md").is_file()
-
-
-def test_missing_cartopy_data_says_how_to_install(world, tmp_path, monkeypatch):
-    obs, _, results = world
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    monkeypatch.setattr(report_maps, "DEBIAN_DATA_DIR", empty)
-    monkeypatch.setenv("CARTOPY_DATA_DIR", str(empty))
-    monkeypatch.setattr(report_maps, "_candidate_dirs", lambda d: [empty])
-    with pytest.raises(EsmscaleError, match=r"apt-get install python-cartopy-data.*maps=False"):
-        evaluate(obs, results, output_dir=tmp_path / "out", progress=False)
-    assert not (tmp_path / "out").exists()  # failed before any work
-    monkeypatch.setitem(sys.modules, "cartopy", None)  # Cartopy not installed
-    with pytest.raises(EsmscaleError, match=r"need Cartopy.*esmscale\[viz\]"):
-        report_maps.find_coastlines()
 
 
 def test_bad_inputs_are_errors(world, tmp_path):

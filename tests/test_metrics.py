@@ -51,6 +51,32 @@ def test_radial_psd_of_one_wave_by_hand():
     np.testing.assert_allclose(psd.values, [0.0, 32 / 12, 0.0, 0.0], atol=1e-12)
 
 
+def test_radial_psd_is_in_cycles_per_degree_and_comparable_across_grids():
+    # issue 13: a field and its exact 4x block average have equal power at shared large scales
+    obs = synthetic_precip(64, 64, 30, seed=2).pr  # 0.25-degree grid
+    coarse = obs.coarsen(lat=4, lon=4).mean()  # 1-degree grid, exact block means
+    pf, pc = M.radial_psd(obs), M.radial_psd(coarse)
+    assert pf["wavenumber"].attrs["units"] == "cycles per degree"
+    assert pf.attrs["units"] == "(mm day-1)2 degree2"
+    assert float(pf["wavenumber"].max()) == 2.0 and float(pc["wavenumber"].max()) == 0.5
+    shared = pf.sel(wavenumber=pc["wavenumber"])
+    np.testing.assert_array_equal(shared["wavenumber"], pc["wavenumber"])
+    ratio = (pc / shared).values
+    # k <= 1/4 of the coarse Nyquist: the block mean keeps > 0.9 of the power (16x off before)
+    np.testing.assert_allclose(ratio[:2], 1.0, atol=0.1)
+    assert np.all((ratio > 0.3) & (ratio < 1.1)), ratio
+    # a Calibration's k* (cycles per fine cell) in the spectra's units
+    assert M.per_degree(0.125, obs) == 0.5
+    assert M.grid_spacing(coarse) == (1.0, 1.0)
+
+
+def test_radial_psd_needs_an_evenly_spaced_grid():
+    x = field(np.zeros((1, 8, 8)))
+    uneven = x.assign_coords(lat=[0.0, 1, 2, 3, 5, 6, 7, 8])
+    with pytest.raises(EsmscaleError, match=r"'lat' is not evenly spaced.*regrid"):
+        M.radial_psd(uneven)
+
+
 def test_radial_psd_averages_fields_and_respects_the_mask():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 3, 12, 12))

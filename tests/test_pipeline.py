@@ -233,7 +233,8 @@ def test_accessor_psd_and_calibrate(esm, model):
     psd = obs.esm.psd()
     assert psd.dims == ("wavenumber",)
     assert (psd > 0).all()
-    assert psd.wavenumber.max() <= 0.5
+    assert psd.wavenumber.attrs["units"] == "cycles per degree"
+    assert float(psd.wavenumber.max()) == 2.0  # Nyquist of the 0.25-degree grid
     cal = esm.esm.calibrate(obs, model)
     assert 0 < cal.k_star <= 0.5
     assert cal.t_star == cal.t_star_spectral

@@ -90,3 +90,41 @@ def test_log_spectral_error_by_hand():
     assert log_spectral_error(ref, ref, k) == 0.0
     with pytest.raises(EsmscaleError, match="no wavenumber"):
         log_spectral_error(psd, ref, k, k_min=0.6)
+
+
+def _block_mean(x, f):
+    *lead, h, w = x.shape
+    return x.reshape(*lead, h // f, f, w // f, f).mean(axis=(-3, -1))
+
+
+def test_a_field_and_its_block_average_have_equal_large_scale_power():
+    # issue 13: the coarse field's spectrum sat f**2 = 16x below the fine one at the largest
+    # scales. With physical wavenumbers and power per unit wavenumber area they agree.
+    rng = np.random.default_rng(7)
+    fine = _power_law_field(rng, 40, (128, 128), 3.0)
+    coarse = _block_mean(fine, 4)
+    kf, pf = rapsd(fine, spacing=(0.25, 0.25))
+    kc, pc = rapsd(coarse, spacing=(1.0, 1.0))
+    np.testing.assert_array_equal(kc, kf[: kc.size])  # the same shells, in cycles per degree
+    # the block mean's transfer function is > 0.95 in power below a quarter of the coarse
+    # Nyquist wavenumber; aliasing of a k**-3 spectrum adds little there
+    large = kc <= 0.5 / 4
+    np.testing.assert_allclose(pc[large] / pf[: kc.size][large], 1.0, atol=0.05)
+    # and it only attenuates (never amplifies by 16) up to the coarse Nyquist wavenumber
+    ratio = pc / pf[: kc.size]
+    assert np.all((ratio > 0.3) & (ratio < 1.1)), ratio
+
+
+def test_spacing_scales_wavenumbers_and_power_and_is_checked():
+    rng = np.random.default_rng(3)
+    x = rng.normal(scale=1.5, size=(40, 32, 48))
+    k1, p1 = rapsd(x)
+    k2, p2 = rapsd(x, spacing=(0.5, 0.5))
+    np.testing.assert_allclose(k2, 2 * k1)
+    np.testing.assert_allclose(p2, 0.25 * p1)  # white noise flat at s**2 * dy * dx
+    k3, p3 = rapsd(x, spacing=(0.5, 0.25))  # anisotropic cells: shells to min Nyquist
+    assert k3.max() == pytest.approx(1.0)
+    assert abs(p3[k3 > 0.1].mean() - 1.5**2 * 0.125) < 0.05 * 1.5**2 * 0.125
+    np.testing.assert_allclose(wavenumbers((32, 48), (0.5, 0.25))[: k3.size], k3)
+    with pytest.raises(EsmscaleError, match="spacing must be two positive"):
+        rapsd(x, spacing=(0.0, 1.0))

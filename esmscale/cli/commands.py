@@ -15,14 +15,23 @@ from esmscale.errors import EsmscaleError
 
 
 def _cmd_demo(a: argparse.Namespace) -> None:
-    from esmscale.demo import run_demo
+    from esmscale.demo import format_summary, run_demo
 
-    summary = run_demo(a.output, members=a.members, days=a.days, seed=a.seed, model=a.model)
+    summary = run_demo(
+        a.output,
+        members=a.members,
+        days=a.days,
+        seed=a.seed,
+        model=a.model,
+        bias_correction=a.bias_correction,
+    )
     print(
         f"wrote {summary['zarr']} and {summary['png']} "
-        f"({summary['members']} members x {summary['days']} days, t*={summary['t_star']:.3f}, "
+        f"({summary['members']} members x {summary['days']} days from {summary['date']}, "
+        f"bias correction {summary['bias_correction']}, t*={summary['t_star']:.3f}, "
         f"{summary['seconds']} s)"
     )
+    print(format_summary(summary))
 
 
 def _cmd_synth(a: argparse.Namespace) -> None:
@@ -254,6 +263,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
         crps_vs_t=crps_vs_t,
         progress=not a.quiet,
         maps=not a.no_coastlines,
+        coastline_data=a.coastline_data,
+        download_coastlines=True if a.download_coastlines else None,
     )
     for name, m in metrics["methods"].items():
         corr = "" if m["pooled_corr"] is None else f", pooled r {m['pooled_corr']:.3f}"

@@ -64,9 +64,11 @@ def _demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         "_cmd_demo",
         "downscale a synthetic ESM sample with the shipped model",
-        "Generate a small synthetic 'truth' and its coarse, biased ESM counterpart, downscale "
-        "the ESM with the shipped model into an ensemble and write the result (Zarr) and a "
-        "figure (PNG) into one folder. Needs no data; takes seconds on a laptop CPU.",
+        "Generate a small synthetic 'truth' and its coarse, biased ESM counterpart, correct the "
+        "ESM's bias with QDM (trained on the synthetic world's own earlier year), downscale it "
+        "with the shipped model into an ensemble and write the result (Zarr) and a figure (PNG: "
+        "input, truth, members, ensemble SD, PSD) into one folder, then print wet-day frequency "
+        "and q99 against the truth. Needs no data; takes seconds on a laptop CPU.",
         """
   esmscale demo
   esmscale demo --output demo --members 8 --days 16
@@ -78,6 +80,13 @@ def _demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d.add_argument("--days", type=int, default=8, help="number of daily fields, in days")
     d.add_argument("--seed", type=int, default=0, help="seed of the data and the noise")
     d.add_argument("--model", default="synthetic-pr-4x", help="model name or checkpoint folder")
+    d.add_argument(
+        "--no-bias-correction",
+        dest="bias_correction",
+        action="store_false",
+        help="downscale the biased synthetic ESM as it is (default: QDM trained on the "
+        "synthetic world's truth over the 365 days before the days shown)",
+    )
 
 
 def _synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -332,6 +341,19 @@ def _evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-coastlines",
         action="store_true",
         help="draw the maps without coastlines (needs no Cartopy; default: with coastlines)",
+    )
+    e.add_argument(
+        "--coastline-data",
+        default=None,
+        metavar="DIR",
+        help="Cartopy data folder with GSHHS coastlines (default: $CARTOPY_DATA_DIR, then "
+        "/usr/share/cartopy/data from Debian's python-cartopy-data)",
+    )
+    e.add_argument(
+        "--download-coastlines",
+        action="store_true",
+        help="let Cartopy download Natural Earth coastlines if no offline data is found "
+        "(default: off; also ESMSCALE_DOWNLOAD_COASTLINES=1)",
     )
     _quiet(e)
 

@@ -2,13 +2,14 @@
 
 Two layers, one module per family of metrics:
 
-* **xarray metrics** (:func:`radial_psd`, :func:`psd_error`, :func:`quantile_errors`,
-  :func:`histogram_error`, :func:`wet_day_fraction`, :func:`bias_map`, :func:`zonal_mean`,
-  :func:`zonal_profile_error`, :func:`pooled_corr`, :func:`lowpass_corr`, :func:`fair_crps`,
-  :func:`mean_absolute_error`, :func:`spread_skill_ratio`, :func:`rank_histogram`,
-  :func:`rank_flatness`). They take DataArrays with dims ``(member?, time, lat, lon)`` (the
-  output of :func:`esmscale.downscale`) and observations ``(time, lat, lon)``, check that both
-  are comparable (:func:`align_to_obs`: grid, calendar, overlapping times, units) and return
+* **xarray metrics** (:func:`radial_psd` in cycles per degree, :func:`psd_error`,
+  :func:`quantile_errors`, :func:`histogram_error`, :func:`wet_day_fraction`,
+  :func:`bias_map`, :func:`zonal_mean`, :func:`zonal_profile_error`, :func:`pooled_corr`,
+  :func:`lowpass_corr`, :func:`fair_crps`, :func:`mean_absolute_error`,
+  :func:`spread_skill_ratio`, :func:`rank_histogram`, :func:`rank_flatness`). They take
+  DataArrays with dims ``(member?, time, lat, lon)`` (the output of
+  :func:`esmscale.downscale`) and observations ``(time, lat, lon)``, check that both are
+  comparable (:func:`align_to_obs`: grid, calendar, overlapping times, units) and return
   DataArrays. With Dask-backed input nothing is computed: call ``.compute()`` (or
   ``dask.compute`` on several metrics at once, so the inputs are read once).
   Modules: :mod:`~esmscale.metrics.spectral`, :mod:`~esmscale.metrics.distribution`,
@@ -47,7 +48,7 @@ from esmscale.metrics.kernels import (
     quantile_error,
     wet_day_frequency,
 )
-from esmscale.metrics.spectral import psd_error, radial_psd
+from esmscale.metrics.spectral import grid_spacing, per_degree, psd_error, radial_psd
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -57,12 +58,14 @@ __all__ = [
     "calendar_of",
     "crps_ensemble",
     "fair_crps",
+    "grid_spacing",
     "histogram",
     "histogram_edges",
     "histogram_error",
     "lowpass_corr",
     "mae",
     "mean_absolute_error",
+    "per_degree",
     "pooled_corr",
     "pooled_correlation",
     "psd_error",

@@ -2,8 +2,9 @@
 
 :mod:`esmscale.report.figures` draws line and bar plots with plain Matplotlib,
 :mod:`esmscale.report.maps` draws maps (coastlines from Cartopy's offline GSHHS data, see
-:func:`~esmscale.report.maps.find_coastlines`) and :mod:`esmscale.report.markdown` writes
-``report.md``. All functions take computed (numpy-backed) data and write one file each.
+:func:`~esmscale.report.maps.resolve_coastlines`; plain lat/lon axes without them) and
+:mod:`esmscale.report.markdown` writes ``report.md``. All functions take computed
+(numpy-backed) data and write one file each.
 """
 
 from esmscale.report.figures import (
@@ -14,13 +15,21 @@ from esmscale.report.figures import (
     plot_spread_skill,
     plot_zonal_profiles,
 )
-from esmscale.report.maps import Coastlines, MapPanel, find_coastlines, plot_maps
+from esmscale.report.maps import (
+    Coastlines,
+    MapPanel,
+    find_coastlines,
+    is_synthetic,
+    plot_maps,
+    resolve_coastlines,
+)
 from esmscale.report.markdown import write_report
 
 __all__ = [
     "Coastlines",
     "MapPanel",
     "find_coastlines",
+    "is_synthetic",
     "plot_crps_vs_t",
     "plot_histograms",
     "plot_maps",
@@ -28,5 +37,6 @@ __all__ = [
     "plot_rank_histograms",
     "plot_spread_skill",
     "plot_zonal_profiles",
+    "resolve_coastlines",
     "write_report",
 ]

@@ -3,8 +3,11 @@
 Cartopy downloads Natural Earth data the first time ``ax.coastlines()`` is drawn, which fails
 without internet. The GSHHS coastlines shipped by Debian's ``python-cartopy-data`` package
 (``/usr/share/cartopy/data``) or found under ``$CARTOPY_DATA_DIR`` are used instead:
-:func:`find_coastlines` looks for them before anything is drawn, so a missing installation
-fails early with instructions rather than with a network error at save time.
+:func:`find_coastlines` looks for them before anything is drawn. :func:`resolve_coastlines`
+is what :func:`esmscale.evaluate` uses: without Cartopy or without the data it warns once and
+the maps are drawn on plain latitude/longitude axes; Cartopy's own download is used only when
+allowed (``download=True`` or ``ESMSCALE_DOWNLOAD_COASTLINES=1``). Synthetic fields
+(:func:`is_synthetic`) have no real location and never get coastlines.
 """
 
 from __future__ import annotations
@@ -19,13 +22,30 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from esmscale.errors import EsmscaleError
+from esmscale.errors import EsmscaleError, EsmscaleWarning
 
-__all__ = ["DEBIAN_DATA_DIR", "Coastlines", "MapPanel", "find_coastlines", "plot_maps"]
+__all__ = [
+    "DEBIAN_DATA_DIR",
+    "DOWNLOAD_ENV",
+    "Coastlines",
+    "MapPanel",
+    "find_coastlines",
+    "is_synthetic",
+    "plot_maps",
+    "resolve_coastlines",
+]
 
 #: Where Debian's ``python-cartopy-data`` package installs Cartopy's data.
 DEBIAN_DATA_DIR = Path("/usr/share/cartopy/data")
 _SCALES = ("l", "c")  # GSHHS "low" then "crude" resolution, level 1 = land/ocean boundary
+#: Set to 1 to let Cartopy download Natural Earth coastlines when no offline data is found.
+DOWNLOAD_ENV = "ESMSCALE_DOWNLOAD_COASTLINES"
+_OFFLINE_HINT = (
+    "offline coastlines come from Debian's python-cartopy-data package with "
+    f"CARTOPY_DATA_DIR={DEBIAN_DATA_DIR} (or GSHHS_c_L1.shp with .shx/.dbf under "
+    "$CARTOPY_DATA_DIR/shapefiles/gshhs/c/); to let Cartopy download Natural Earth coastlines "
+    f"instead, pass download_coastlines=True or set {DOWNLOAD_ENV}=1"
+)
 _HOW_TO_INSTALL = (
     "Install Cartopy (pip install 'esmscale[viz]') and its offline coastline data: on "
     "Debian/Ubuntu 'apt-get install python-cartopy-data' (GSHHS shapefiles in "
@@ -41,10 +61,15 @@ _WITHOUT = {
 
 @dataclass(frozen=True)
 class Coastlines:
-    """Where the offline GSHHS coastlines are: a Cartopy data folder and the GSHHS scale."""
+    """Where coastlines come from: a Cartopy data folder and the GSHHS scale.
+
+    ``download=True`` means no offline data: Cartopy's Natural Earth coastlines, which Cartopy
+    downloads when first drawn (only when the user allowed it).
+    """
 
     data_dir: Path
     scale: str
+    download: bool = False
 
     @property
     def shapefile(self) -> Path:
@@ -113,6 +138,68 @@ def find_coastlines(data_dir: str | os.PathLike[str] | None = None) -> Coastline
     )
 
 
+def is_synthetic(obj: xr.DataArray | xr.Dataset) -> bool:
+    """Whether ``obj`` comes from :mod:`esmscale.datasets.synthetic` (no real location).
+
+    The synthetic datasets mark themselves with ``source = "esmscale.datasets.synthetic_*"``
+    (dataset attribute) and a ``long_name`` starting with "synthetic" (variable attribute, kept
+    by selection, the synthetic ESM and downscaling).
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_precip
+    >>> ds = synthetic_precip(8, 8, 1)
+    >>> is_synthetic(ds), is_synthetic(ds.pr), is_synthetic(ds.pr.assign_attrs(long_name="pr"))
+    (True, True, False)
+    """
+    source = str(obj.attrs.get("source", ""))
+    long_name = str(obj.attrs.get("long_name", "")).strip().lower()
+    return source.startswith("esmscale.datasets.synthetic") or long_name.startswith("synthetic")
+
+
+def resolve_coastlines(
+    data_dir: str | os.PathLike[str] | None = None, *, download: bool | None = None
+) -> Coastlines | None:
+    """Coastlines for the maps, or None (with one :class:`EsmscaleWarning` saying why).
+
+    Parameters
+    ----------
+    data_dir
+        A Cartopy data folder to search instead of the default ones (see
+        :func:`find_coastlines`).
+    download
+        Allow Cartopy to download Natural Earth coastlines when no offline data is found;
+        default: ``$ESMSCALE_DOWNLOAD_COASTLINES`` is 1 (off otherwise).
+
+    Examples
+    --------
+    >>> import tempfile, warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     resolve_coastlines(tempfile.mkdtemp())
+    >>> len(caught), "python-cartopy-data" in str(caught[0].message)
+    (1, True)
+    """
+    import warnings
+
+    if download is None:
+        download = os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+    try:
+        return find_coastlines(data_dir)
+    except EsmscaleError as err:
+        reason = str(err).split(". ", 1)[0]
+    if "cannot be imported" in reason:
+        reason = "Cartopy cannot be imported (install it with pip install 'esmscale[viz]')"
+    elif download:
+        return Coastlines(Path(data_dir or "."), "110m", download=True)
+    warnings.warn(
+        f"maps drawn without coastlines: {reason}. The {_OFFLINE_HINT}.",
+        EsmscaleWarning,
+        stacklevel=2,
+    )
+    return None
+
+
 @contextlib.contextmanager
 def _offline(coast: Coastlines) -> Iterator[Any]:
     """Point Cartopy at ``coast.data_dir`` and silence pyshp's per-shape notes, then restore."""
@@ -125,11 +212,15 @@ def _offline(coast: Coastlines) -> Iterator[Any]:
         shapefile = None
     old_dir = cartopy.config.get("pre_existing_data_dir")
     old_verbose = getattr(shapefile, "VERBOSE", None)
-    cartopy.config["pre_existing_data_dir"] = coast.data_dir
+    if not coast.download:
+        cartopy.config["pre_existing_data_dir"] = coast.data_dir
     if shapefile is not None:
         shapefile.VERBOSE = False
     try:
-        yield cartopy.feature.GSHHSFeature(scale=coast.scale, levels=[1])
+        if coast.download:  # Natural Earth, downloaded by Cartopy when drawn
+            yield cartopy.feature.COASTLINE
+        else:
+            yield cartopy.feature.GSHHSFeature(scale=coast.scale, levels=[1])
     finally:
         cartopy.config["pre_existing_data_dir"] = old_dir
         if shapefile is not None and old_verbose is not None:
@@ -188,8 +279,10 @@ def plot_maps(
     title, units
         Figure title and the colour-bar label.
     coastlines
-        From :func:`find_coastlines`: draw GSHHS coastlines with Cartopy (PlateCarree). None
-        draws plain lat/lon axes without coastlines.
+        From :func:`resolve_coastlines`: draw coastlines with Cartopy (PlateCarree). None
+        draws plain lat/lon axes without coastlines. If Cartopy's download of Natural Earth
+        coastlines (``Coastlines.download``) fails, the maps are drawn without them and an
+        :class:`EsmscaleWarning` says so.
     ncols
         Panels per row.
 
@@ -207,12 +300,39 @@ def plot_maps(
     >>> out.read_bytes()[1:4] == b"PNG"
     True
     """
+    import warnings
+
+    if not panels:
+        raise EsmscaleError("plot_maps: no panel to draw.")
+    out = Path(path)
+    if coastlines is None or not coastlines.download:
+        _render(out, panels, title, units, coastlines, ncols)
+        return out
+    try:
+        _render(out, panels, title, units, coastlines, ncols)
+    except OSError as err:  # urllib's URLError is an OSError
+        warnings.warn(
+            f"maps drawn without coastlines: Cartopy could not download Natural Earth "
+            f"coastlines ({err}). The {_OFFLINE_HINT}.",
+            EsmscaleWarning,
+            stacklevel=2,
+        )
+        _render(out, panels, title, units, None, ncols)
+    return out
+
+
+def _render(
+    out: Path,
+    panels: Sequence[MapPanel],
+    title: str,
+    units: str,
+    coastlines: Coastlines | None,
+    ncols: int,
+) -> None:
     from matplotlib.figure import Figure
 
     from esmscale.prepare.coords import find_latlon
 
-    if not panels:
-        raise EsmscaleError("plot_maps: no panel to draw.")
     n = len(panels)
     nc = min(ncols, n)
     nr = -(-n // nc)
@@ -234,24 +354,21 @@ def plot_maps(
             da = da.transpose(lat, lon)
             x, y = np.asarray(da[lon].values), np.asarray(da[lat].values)
             lo, hi = limits[panel.kind]
+            style: dict[str, Any] = {"shading": "nearest", "vmin": lo, "vmax": hi}
+            style["cmap"] = cmaps[panel.kind]
             if crs is not None:
                 ax = fig.add_subplot(nr, nc, i + 1, projection=crs)
-                im = ax.pcolormesh(
-                    x, y, da.values, transform=crs, shading="nearest", vmin=lo, vmax=hi,
-                    cmap=cmaps[panel.kind],
-                )  # fmt: skip
+                im = ax.pcolormesh(x, y, da.values, transform=crs, **style)
                 ax.set_extent([*_edges(x), *_edges(y)], crs=crs)
                 ax.add_feature(feature, facecolor="none", edgecolor="black", linewidth=0.8)
+                grid = ax.gridlines(draw_labels=True, linewidth=0.3, color="grey")
+                grid.top_labels = grid.right_labels = False
             else:
                 ax = fig.add_subplot(nr, nc, i + 1)
-                im = ax.pcolormesh(
-                    x, y, da.values, shading="nearest", vmin=lo, vmax=hi, cmap=cmaps[panel.kind]
-                )
+                im = ax.pcolormesh(x, y, da.values, **style)
                 ax.set_aspect("equal")
-                ax.set_xlabel("longitude")
-                ax.set_ylabel("latitude")
+                ax.set_xlabel("longitude (degrees east)")
+                ax.set_ylabel("latitude (degrees north)")
             ax.set_title(panel.title, fontsize=10)
             fig.colorbar(im, ax=ax, shrink=0.85, label=units)
-        out = Path(path)
         fig.savefig(out, dpi=90)
-    return out

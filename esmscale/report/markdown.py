@@ -106,6 +106,8 @@ def write_report(
     units = metrics.get("units") or ""
     u = f" ({units})" if units else ""
     k_star = metrics.get("k_star")
+    k_deg = metrics.get("k_star_per_degree")
+    k_deg = "" if k_deg is None else f" = {format_value(k_deg)} cycles per degree"
     period = metrics["period"]
     period_line = (
         f"- Observations: {period['start']} to {period['end']} ({period['n_times']} time "
@@ -121,7 +123,7 @@ def write_report(
         period_line,
         f"- Grid: {metrics['grid']['ny']} x {metrics['grid']['nx']} cells"
         + (f", downscaling factor {metrics['factor']}" if metrics.get("factor") else ""),
-        f"- k* = {format_value(k_star)} cycles per cell ({metrics['k_star_source']})",
+        f"- k* = {format_value(k_star)} cycles per cell{k_deg} ({metrics['k_star_source']})",
         wet_line,
         f"- esmscale {metrics.get('esmscale_version', '')}; metric definitions: docs/evaluation.md",
         "",
