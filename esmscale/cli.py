@@ -10,6 +10,17 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 
+_CHECK_HELP = (
+    "physical check of the input fields: 'raise' (default) stops on negative precipitation "
+    "(below -0.01 mm/day), temperatures outside 150..350 K, infinities or fill values that "
+    "leaked through; 'warn' prints a warning and goes on; 'off' skips the check"
+)
+
+
+def _add_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--check", choices=["raise", "warn", "off"], default="raise", help=_CHECK_HELP)
+
+
 def _cmd_demo(a: argparse.Namespace) -> None:
     from esmscale.demo import run_demo
 
@@ -50,23 +61,38 @@ def _cmd_train(a: argparse.Namespace) -> None:
         n_end=a.n_end,
         ema_decay=a.ema_decay,
     )
-    model = train(a.obs, cfg, output_dir=a.output, resume=a.resume, progress=not a.quiet)
+    model = train(
+        a.obs, cfg, output_dir=a.output, resume=a.resume, progress=not a.quiet, check=a.check
+    )
     print(f"saved {a.output}/model: {model}")
 
 
 def _cmd_calibrate(a: argparse.Namespace) -> None:
+    import numpy as np
+
     from esmscale.calibration import calibrate_noise_level
     from esmscale.datasets import coarsen_block
-    from esmscale.prepare import field_values, open_dataset, select_variable, upsample_bilinear
+    from esmscale.prepare import (
+        check_field,
+        field_values,
+        open_dataset,
+        select_variable,
+        upsample_bilinear,
+    )
     from esmscale.pretrained import load_model
 
     model = load_model(a.model)
     units = model.config.transform.units
-    obs = field_values(select_variable(open_dataset(a.obs), a.variable), units)
-    held = field_values(select_variable(open_dataset(a.held_out), a.variable), units)
+
+    def load(path: str) -> np.ndarray:
+        da = check_field(select_variable(open_dataset(path), a.variable), a.check)
+        return field_values(da, units)
+
+    obs = load(a.obs)
+    held = load(a.held_out)
     f = model.config.factor
     if a.esm:
-        esm = field_values(select_variable(open_dataset(a.esm), a.variable), units)
+        esm = load(a.esm)
         esm_fine = upsample_bilinear(esm, obs.shape[-1] // esm.shape[-1])
     else:
         esm_fine = upsample_bilinear(coarsen_block(held, f), f)
@@ -121,7 +147,7 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     import esmscale  # noqa: F401  (registers the accessor)
     from esmscale.io.zarr import write_zarr
     from esmscale.pipeline import downscale
-    from esmscale.prepare import open_dataset, select_variable
+    from esmscale.prepare import check_field, open_dataset, select_variable
 
     t0 = time.perf_counter()
     chunks = _parse_chunks(a.chunks)
@@ -130,6 +156,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     da = select_variable(ds, a.variable)
     tchunk = chunks.pop("time", None)
     da = da.chunk({da.dims[0]: tchunk or 30})
+    # one streaming pass over the input before anything is written (counts over all chunks)
+    check_field(da, a.check, scan=True)
     target = open_dataset(a.target, root) if a.target else None
     kwargs = {}
     if a.bias_correction:
@@ -157,6 +185,7 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
         t_star=t_star,
         steps=a.steps,
         chunks=chunks or None,
+        check="off",  # checked above
         **kwargs,
     )
     client = None
@@ -196,7 +225,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
 
     from esmscale.errors import EsmscaleError
     from esmscale.evaluate import evaluate
-    from esmscale.prepare import open_dataset, select_variable
+    from esmscale.prepare import check_field, open_dataset, select_variable
 
     results = {}
     for item in a.result:
@@ -210,10 +239,14 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
         doc = doc.get("calibration", doc)  # a calibrated model's config.json works too
         pairs = zip(doc["t_grid"], doc["crps"], strict=True) if "t_grid" in doc else doc.items()
         crps_vs_t = {float(t): float(c) for t, c in pairs}
+    obs = check_field(select_variable(open_dataset(a.obs), a.variable), a.check)
+    coarse = None
+    if a.coarse:
+        coarse = check_field(select_variable(open_dataset(a.coarse), a.variable), a.check)
     metrics = evaluate(
-        select_variable(open_dataset(a.obs), a.variable),
+        obs,
         results,
-        select_variable(open_dataset(a.coarse), a.variable) if a.coarse else None,
+        coarse,
         output_dir=a.output,
         factor=a.factor,
         k_star=a.k_star,
@@ -245,7 +278,12 @@ def _cmd_forecast_train(a: argparse.Namespace) -> None:
         checkpoint_every=a.checkpoint_every,
     )
     model = train(
-        open_dataset(a.data), cfg, output_dir=a.output, resume=a.resume, progress=not a.quiet
+        open_dataset(a.data),
+        cfg,
+        output_dir=a.output,
+        resume=a.resume,
+        progress=not a.quiet,
+        check=a.check,
     )
     print(f"saved {a.output}/model: {model}")
 
@@ -254,14 +292,17 @@ def _cmd_forecast(a: argparse.Namespace) -> None:
     from pathlib import Path
 
     from esmscale.forecast import ForecastConfig, fit, forecast, load_forecaster
-    from esmscale.prepare import open_dataset
+    from esmscale.prepare import compute_clipped, open_dataset
 
     ds = open_dataset(a.data)
     if Path(a.model).exists():
         model = load_forecaster(a.model)
     else:  # a baseline name: persistence, climatology, optical_flow
         model = fit(a.model, ds, ForecastConfig(variable=a.variable))
-    out = forecast(ds, model, lead=a.lead, variable=a.variable, chunk_size=a.chunk_size)
+    out = forecast(
+        ds, model, lead=a.lead, variable=a.variable, chunk_size=a.chunk_size, check=a.check
+    )
+    out = compute_clipped(out)  # records esmscale_clipped_fraction for precipitation
     out.to_dataset(name=str(out.name or "forecast")).to_netcdf(a.output)
     print(f"wrote {a.output}: {dict(out.sizes)}")
 
@@ -320,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=500)
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/training_state")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_check(t)
     t.set_defaults(func=_cmd_train)
 
     w = sub.add_parser(
@@ -370,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--resume", action="store_true", help="compute only missing chunks")
     w.add_argument("--overwrite", action="store_true", help="replace an existing store")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_check(w)
     w.set_defaults(func=_cmd_downscale)
 
     c = sub.add_parser("calibrate", help="choose t* (spectral rule and perfect-model search)")
@@ -386,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-fields", type=int, default=32)
     c.add_argument("--min-corr", type=float, default=0.95)
     c.add_argument("--output", default=None, help="save the model with the chosen t* here")
+    _add_check(c)
     c.set_defaults(func=_cmd_calibrate)
 
     e = sub.add_parser(
@@ -412,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--no-maps", action="store_true", help="maps without coastlines (no Cartopy)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_check(e)
     e.set_defaults(func=_cmd_evaluate)
 
     ft = sub.add_parser("forecast-train", help="train a PastNet/SimVP/FNO forecaster")
@@ -432,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--checkpoint-every", type=int, default=500)
     ft.add_argument("--resume", action="store_true", help="continue from OUTPUT/training_state")
     ft.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_check(ft)
     ft.set_defaults(func=_cmd_forecast_train)
 
     fc = sub.add_parser("forecast", help="forecast from every init time to a NetCDF file")
@@ -441,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--variable", default=None)
     fc.add_argument("--lead", type=int, default=None, help="steps ahead (default: model t_out)")
     fc.add_argument("--chunk-size", type=int, default=32, help="init times per Dask task")
+    _add_check(fc)
     fc.set_defaults(func=_cmd_forecast)
     return p
 

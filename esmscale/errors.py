@@ -11,3 +11,11 @@ class CheckpointError(EsmscaleError):
 
 class EsmscaleWarning(UserWarning):
     """Warning emitted by esmscale (an error in the package's own tests)."""
+
+
+class PhysicalCheckError(EsmscaleError):
+    """Physically impossible input values; see :mod:`esmscale.prepare.physics`.
+
+    Negative precipitation, temperatures outside a physical range, infinities and fill values
+    that leaked through.
+    """

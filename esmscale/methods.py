@@ -28,6 +28,7 @@ from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.pipeline import check_time, downscale
 from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.physics import check_field
 from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
 from esmscale.pretrained import load_model
 
@@ -97,6 +98,7 @@ def _interpolate(
     bias_correction: Any = None,
     reference: xr.Dataset | xr.DataArray | None = None,
     historical: xr.Dataset | xr.DataArray | None = None,
+    check: str = "raise",
     **ignored: Any,
 ) -> xr.DataArray | xr.Dataset:
     unknown = set(ignored) - {
@@ -114,6 +116,7 @@ def _interpolate(
         raise EsmscaleError(f"interpolation baselines do not take {sorted(unknown)}.")
     da = select_variable(obj, variable)
     tdim = check_time(da)
+    da = check_field(da, check)
     if factor is None:
         factor = load_model(model).config.factor if model is not None else 4
     tgt = refine_grid(da, factor) if target is None else target

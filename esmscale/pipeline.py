@@ -23,7 +23,9 @@ from esmscale.downscale import resolve_t_star
 from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.transforms import DataTransform
+from esmscale.prepare.clipping import attach_counts, clip_negative_lazy, compute_clipped
 from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.physics import check_field, is_nonnegative
 from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
 from esmscale.pretrained import ModelRef, cached_model, load_model, model_ref
 from esmscale.tiling import TileGrid, denoise_region, fixed_threads
@@ -170,6 +172,7 @@ def downscale(
     chunks: dict[str, int] | None = None,
     threads: int = 1,
     sampler: str = "consistency",
+    check: str = "raise",
 ) -> xr.DataArray | xr.Dataset:
     """Downscale coarse ESM fields into a high-resolution ensemble (lazy with Dask input).
 
@@ -211,18 +214,27 @@ def downscale(
         baseline, ``steps`` Euler-Maruyama steps of a model trained with
         ``objective="diffusion"``; ``"noise-only"`` is the control that adds the same noise at
         t* and skips the network.
+    check
+        Physical check of the input (:mod:`esmscale.prepare.physics`): ``"raise"`` (default)
+        stops on negative precipitation, temperatures outside 150..350 K, infinities or leaked
+        fill values; ``"warn"`` warns and goes on; ``"off"`` skips it. With Dask input the
+        chunks are checked when computed.
 
     Returns
     -------
     xarray.DataArray or xarray.Dataset
         Same kind as ``obj``: dims (member, time, lat, lon) on the target grid, in the input's
-        units, with CF attributes, the input's calendar and provenance attributes.
+        units, with CF attributes, the input's calendar and provenance attributes. Outputs of
+        non-negative variables are clipped at 0 and ``esmscale_clipped_fraction`` is the share
+        of values clipped: set at once for in-memory input; for Dask input by
+        :func:`esmscale.io.zarr.write_zarr` or :func:`esmscale.prepare.compute_clipped`.
     """
     cm = load_model(model)
     tr = cm.config.transform
     da = select_variable(obj, variable)
     name = str(da.name) if da.name is not None else cm.config.variable
     tdim = check_time(da)
+    da = check_field(da, check)
     units = da.attrs.get("units")
     scale, offset = linear_factors(units, tr.units, name)
     if members < 1 or steps < 1:
@@ -337,8 +349,11 @@ def downscale(
         result = _conserve(
             result, coarse_ref, cm.config.factor if target is None else None, tr, scale, offset
         )
+    if tr.kind == "log" or is_nonnegative(name, da.attrs):
+        clipped, counts = clip_negative_lazy(result.data)
+        result = attach_counts(result.copy(data=clipped), counts)
     if not isinstance(da.data, dsa.Array):
-        result = result.compute()
+        result = compute_clipped(result)
     return result.to_dataset() if isinstance(obj, xr.Dataset) else result
 
 

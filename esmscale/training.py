@@ -35,6 +35,7 @@ from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
 from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel, sigma_schedule
 from esmscale.models.transforms import fit_transform
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
+from esmscale.prepare.physics import check_field
 from esmscale.units import quantity
 
 __all__ = ["TrainConfig", "train"]
@@ -172,11 +173,11 @@ def _denoising_loss(
 
 
 def _load_obs(
-    obs: xr.Dataset | xr.DataArray | str | os.PathLike[str], cfg: TrainConfig
+    obs: xr.Dataset | xr.DataArray | str | os.PathLike[str], cfg: TrainConfig, check: str
 ) -> tuple[np.ndarray, str, str, float | None]:
     if isinstance(obs, str | os.PathLike):
         obs = open_dataset(obs)
-    da = select_variable(obs, cfg.variable)
+    da = check_field(select_variable(obs, cfg.variable), check)
     name = str(da.name)
     q = quantity(da.attrs.get("units"), name)
     units = "mm day-1" if q == "precipitation" else "K"
@@ -234,6 +235,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    check: str = "raise",
 ) -> ConsistencyModel:
     """Train a consistency model on high-resolution observations.
 
@@ -255,6 +257,10 @@ def train(
     stop_after
         Stop (with a saved training state) once this many steps are done, e.g. to fit a
         time-limited job; continue later with ``resume=True``.
+    check
+        Physical check of the observations (:mod:`esmscale.prepare.physics`): ``"raise"``
+        (default) stops on negative precipitation, temperatures outside 150..350 K, infinities
+        or leaked fill values; ``"warn"`` warns and goes on; ``"off"`` skips it.
 
     Returns
     -------
@@ -270,7 +276,7 @@ def train(
     16
     """
     cfg = config or TrainConfig()
-    values, name, units, spacing = _load_obs(obs, cfg)
+    values, name, units, spacing = _load_obs(obs, cfg, check)
     n_days, h, w = values.shape
     p = cfg.patch_size
     if p > h or p > w:

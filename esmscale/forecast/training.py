@@ -38,6 +38,7 @@ from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
 from esmscale.models.forecast_baselines import FNOConfig, SimVPConfig
 from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig, frozen_from_dict
 from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.physics import check_field
 
 __all__ = ["ForecastConfig", "choose_code_dim", "train"]
 
@@ -185,8 +186,10 @@ def choose_code_dim(
     return int(min(max(math.ceil(est), lo), hi)), est, weights
 
 
-def _prepare(da: xr.DataArray | xr.Dataset, cfg: ForecastConfig) -> dict[str, Any]:
-    da = select_variable(da, cfg.variable)
+def _prepare(
+    da: xr.DataArray | xr.Dataset, cfg: ForecastConfig, check: str = "raise"
+) -> dict[str, Any]:
+    da = check_field(select_variable(da, cfg.variable), check)
     arr, times = to_array(da)
     values = np.asarray(arr.values, dtype=np.float32)
     n, c, h, w = values.shape
@@ -288,6 +291,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    check: str = "raise",
 ) -> NeuralForecaster:
     """Train a forecast network on ``da`` with dims (time, y, x) or (time, channel, y, x).
 
@@ -306,6 +310,9 @@ def train(
         Show a tqdm progress bar with the loss and codebook usage.
     stop_after
         Stop with a saved training state after this many steps (continue with ``resume``).
+    check
+        Physical check of ``da`` (:mod:`esmscale.prepare.physics`): ``"raise"`` (default),
+        ``"warn"`` or ``"off"``.
 
     Returns
     -------
@@ -324,7 +331,7 @@ def train(
     """
     cfg = config or ForecastConfig()
     t0 = time.perf_counter()
-    p = _prepare(da, cfg)
+    p = _prepare(da, cfg, check)
     mcfg: Any = cfg.model_config.replace(t_in=cfg.t_in, t_out=cfg.t_out, in_channels=p["channels"])
     out = Path(output_dir) if output_dir is not None else None
     state_path = out / STATE_DIR if out is not None else None

@@ -11,7 +11,10 @@ A store is written in three steps, so that an interrupted write can be resumed:
    chunk and every chunk file present in the store is a finished block (the local store writes a
    temporary file and renames it into place).
 3. **Seal.** Metadata are consolidated and ``esmscale_complete`` is set to ``True`` together with
-   an ``esmscale_written`` UTC timestamp.
+   an ``esmscale_written`` UTC timestamp. A result with lazy clip counts (non-negative outputs,
+   :mod:`esmscale.prepare.clipping`) gets ``esmscale_clipped_fraction`` on its variable, from
+   counts computed together with the chunks and kept per chunk in the store
+   (:mod:`esmscale.io.clipstats`), so that a resumed write is counted in full.
 
 With ``resume=True`` the chunk keys already present in the store are listed (a missing chunk
 would silently read back as the fill value, so presence is checked in the store itself) and only
@@ -46,6 +49,7 @@ import xarray as xr
 import zarr
 
 from esmscale.errors import EsmscaleError
+from esmscale.io.clipstats import plan_counts, seal_counts
 
 if TYPE_CHECKING:
     import distributed
@@ -646,6 +650,9 @@ def write_zarr(
                     zarr_format=3,
                 )
             )
+    n_written = len(writes)
+    # clip counts of non-negative results: computed with the chunks that share their tasks
+    writes += plan_counts(path, ds, names, resume)
     try:
         _compute(writes, progress=progress, client=client)
     except BaseException as err:
@@ -658,6 +665,7 @@ def write_zarr(
     with warnings.catch_warnings():
         # Zarr warns that consolidated metadata are not part of the v3 specification yet.
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", module="zarr")
+        seal_counts(path, ds, names)
         zarr.consolidate_metadata(path, zarr_format=3)
     stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     _set_root_attrs(path, {_COMPLETE: True, _WRITTEN: stamp})
@@ -665,7 +673,7 @@ def write_zarr(
         store=path,
         variables=tuple(names),
         n_chunks_total=n_total,
-        n_chunks_written=len(writes),
+        n_chunks_written=n_written,
         n_chunks_skipped=n_skipped,
         seconds=time.perf_counter() - start,
         bytes_written=int(n_bytes),
