@@ -89,11 +89,11 @@ class Rule:
                 ),
             )
         lo, hi = TEMPERATURE_RANGE
-        kelvin = "" if self.lower == lo else f" ({lo:g}..{hi:g} K)"
+        kelvin = "" if self.lower == lo else f"{lo:g}..{hi:g} K; "
         return (
             (
-                f"are outside the physical range {self.lower:.5g}..{self.upper:.5g}{u}{kelvin} "
-                f"(minimum {low:.4g}, maximum {high:.4g})"
+                f"are outside the physical range {self.lower:.5g}..{self.upper:.5g}{u} "
+                f"({kelvin}minimum {low:.4g}, maximum {high:.4g})"
             ),
             "check the units attribute (K or degC) and fill values of the input",
         )

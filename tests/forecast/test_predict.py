@@ -107,3 +107,31 @@ def test_registry_lists_names(winters):
         fit("magic", winters)
     with pytest.raises(EsmscaleError, match="no such checkpoint"):
         forecast(winters, "/nonexistent/model")
+
+
+def test_precipitation_forecasts_are_nonnegative_and_record_clipping():
+    from esmscale.errors import PhysicalCheckError
+    from esmscale.prepare import compute_clipped
+
+    times = djf_times(2)
+    tas = field(times, nan_corner=False)
+    pr = np.maximum(tas - 11.0, 0.0).rename("pr")  # intermittent "rain", many zeros
+    pr.attrs = {"units": "mm day-1", "standard_name": "lwe_precipitation_rate"}
+    net = train(pr, tiny_config(steps=2), progress=False)
+    # the same network on an unnamed variable (no rule): its raw forecasts go negative
+    raw = forecast(pr.rename("signal").assign_attrs(units="1"), net, lead=2).compute()
+    neg = float((raw.values < 0).mean())
+    assert neg > 0
+    fc = forecast(pr, net, lead=2)
+    assert "esmscale_clipped_fraction" not in fc.attrs
+    out = compute_clipped(fc)
+    assert out.values.min() >= 0.0
+    np.testing.assert_array_equal(out.values, np.maximum(raw.values, 0.0))
+    assert out.attrs["esmscale_clipped_fraction"] == pytest.approx(neg)
+    # the history is checked too
+    bad = (pr - 3.0).assign_attrs(pr.attrs)
+    with pytest.raises(PhysicalCheckError, match=r"'pr': .* are negative"):
+        forecast(bad, net, lead=2)
+    with pytest.raises(PhysicalCheckError, match=r"'pr': .* are negative"):
+        train(bad, tiny_config(steps=2), progress=False)
+    assert forecast(bad, net, lead=2, check="off").shape[1] == 2
