@@ -2,8 +2,8 @@
 
 A result whose variables carry lazy clip counts (:mod:`esmscale.prepare.clipping`) gets, for
 each such variable, a small Zarr array ``esmscale_clip/<name>`` of ``(clipped, finite)`` pairs,
-one row per Dask chunk of the counts, filled with -1 until written. Each row is written by its
-own task in the same ``dask.compute`` as the data chunks, so the model runs once for both. A
+one row per Dask chunk of the counts, filled with -1 until written. The rows and the variable's
+chunks are written by one ``dask.array.store`` (one graph), so the model runs once for both. A
 resumed write computes only the rows still missing. When the store is sealed, a variable whose
 rows are all present gets the attribute ``esmscale_clipped_fraction``; the sub-group is not a
 data variable, so ``xr.open_zarr`` does not show it.
@@ -13,27 +13,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-import dask
+import dask.array as dsa
 import numpy as np
 import xarray as xr
 import zarr
+from xarray.conventions import encode_cf_variable
 
-from esmscale.prepare.clipping import CLIP_ATTR, clipped_fraction, lazy_counts
-
-if TYPE_CHECKING:
-    from dask.delayed import Delayed
+from esmscale.prepare.clipping import CLIP_ATTR, COUNTS_KEY, clipped_fraction, lazy_counts
 
 __all__ = ["GROUP", "plan_counts", "seal_counts"]
 
 GROUP = "esmscale_clip"
-
-
-def _save(counts: np.ndarray, store: str, name: str, row: int) -> None:
-    """Write the ``(1, 2)`` counts of one chunk into row ``row`` (one task per row)."""
-    arr = zarr.open_array(store, path=f"{GROUP}/{name}", mode="r+", zarr_format=3)
-    arr[row : row + 1] = np.asarray(counts, dtype=np.int64).reshape(1, 2)
 
 
 def _rows(path: Path, name: str, n: int, resume: bool) -> tuple[zarr.Array, np.ndarray]:
@@ -48,23 +40,64 @@ def _rows(path: Path, name: str, n: int, resume: bool) -> tuple[zarr.Array, np.n
     return arr, np.arange(n)
 
 
-def plan_counts(path: Path, ds: xr.Dataset, names: list[str], resume: bool) -> list[Delayed]:
-    """Tasks that write the missing clip-count rows of every variable of ``ds`` that has any.
+def _blocks(chunks: tuple[tuple[int, ...], ...]) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
+    starts = [np.cumsum((0, *c)) for c in chunks]
+    return [
+        (idx, tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, idx, strict=True)))
+        for idx in np.ndindex(*(len(c) for c in chunks))
+    ]
 
-    On a fresh write (``resume=False``) earlier counts are removed first.
+
+def plan_counts(
+    path: Path, ds: xr.Dataset, names: list[str], resume: bool, present: Any
+) -> tuple[list[Any], list[str], int, int, int]:
+    """Writes of the variables that carry clip counts: their missing chunks and count rows.
+
+    The chunks and the count rows go into one ``dask.array.store`` so that both are optimised
+    as one graph and the tasks they share (the model) run once. ``present(path, name)`` lists
+    the chunks already in the store (resume). Returns the lazy writes, the variables handled,
+    and the numbers of chunks in all, skipped, and bytes to write. On a fresh write
+    (``resume=False``) earlier counts are removed first.
     """
     if not resume:
         shutil.rmtree(path / GROUP, ignore_errors=True)
-    tasks: list[Delayed] = []
+    sources: list[dsa.Array] = []
+    targets: list[zarr.Array] = []
+    regions: list[tuple[slice, ...]] = []
+    handled: list[str] = []
+    n_total = n_skipped = n_bytes = 0
     for name in names:
         counts = lazy_counts(ds[name])
         if counts is None:
             continue
-        blocks = counts.to_delayed().ravel()
-        _, missing = _rows(path, name, len(blocks), resume)
+        handled.append(name)
+        var = ds[name].variable.copy(deep=False)
+        var.encoding = {k: v for k, v in var.encoding.items() if k != COUNTS_KEY}
+        data = encode_cf_variable(var, name=name).data
+        # chunks equal to the fill value are written too: a missing chunk means "not written"
+        arr = zarr.open_array(path, path=name, mode="r+", zarr_format=3)
+        arr = arr.with_config({"write_empty_chunks": True})
+        have = present(path, name) if resume else set()
+        for index, region in _blocks(data.chunks):
+            n_total += 1
+            if index in have:
+                n_skipped += 1
+                continue
+            block = data.blocks[index]
+            n_bytes += int(block.nbytes)
+            sources.append(block)
+            targets.append(arr)
+            regions.append(region)
+        rows, missing = _rows(path, name, counts.numblocks[0], resume)
         for row in missing:
-            tasks.append(dask.delayed(_save, pure=False)(blocks[row], str(path), name, int(row)))
-    return tasks
+            sources.append(counts.blocks[int(row)])
+            targets.append(rows)
+            regions.append((slice(int(row), int(row) + 1), slice(0, 2)))
+    if not sources:
+        return [], handled, n_total, n_skipped, n_bytes
+    stored = dsa.store(sources, targets, regions=regions, lock=False, compute=False)
+    writes = list(stored) if isinstance(stored, tuple) else [stored]
+    return writes, handled, n_total, n_skipped, n_bytes
 
 
 def seal_counts(path: Path, ds: xr.Dataset, names: list[str]) -> None:

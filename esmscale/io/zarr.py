@@ -528,6 +528,36 @@ def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Clien
         dask.compute(*writes)
 
 
+def _region_writes(
+    path: Path, bare: xr.Dataset, names: list[str], resume: bool
+) -> tuple[list[Delayed], int, int, int]:
+    """Delayed region writes of the blocks not yet in the store; counts of blocks and bytes."""
+    writes: list[Delayed] = []
+    n_total = n_skipped = n_bytes = 0
+    for name in names:
+        present = existing_chunks(path, name) if resume else set()
+        var = bare[name]
+        for index, region in _blocks(var):
+            n_total += 1
+            if index in present:
+                n_skipped += 1
+                continue
+            block = bare[[name]].isel(region)
+            n_bytes += block[name].nbytes
+            writes.append(
+                block.to_zarr(
+                    path,
+                    mode="r+",
+                    region=region,
+                    compute=False,
+                    consolidated=False,
+                    write_empty_chunks=True,
+                    zarr_format=3,
+                )
+            )
+    return writes, n_total, n_skipped, n_bytes
+
+
 def write_zarr(
     result: xr.DataArray | xr.Dataset,
     store: str | os.PathLike[str],
@@ -627,32 +657,16 @@ def write_zarr(
     # or encoding (xarray takes the encoding from the store), so that no two writes touch the
     # same Zarr object and the caller's objects are not modified.
     bare = xr.Dataset({name: xr.Variable(ds[name].dims, ds[name].data) for name in names})
-    writes: list[Delayed] = []
-    n_total = n_skipped = n_bytes = 0
-    for name in names:
-        present = existing_chunks(path, name) if resume else set()
-        var = bare[name]
-        for index, region in _blocks(var):
-            n_total += 1
-            if index in present:
-                n_skipped += 1
-                continue
-            block = bare[[name]].isel(region)
-            n_bytes += block[name].nbytes
-            writes.append(
-                block.to_zarr(
-                    path,
-                    mode="r+",
-                    region=region,
-                    compute=False,
-                    consolidated=False,
-                    write_empty_chunks=True,
-                    zarr_format=3,
-                )
-            )
-    n_written = len(writes)
-    # clip counts of non-negative results: computed with the chunks that share their tasks
-    writes += plan_counts(path, ds, names, resume)
+    # variables with clip counts (non-negative results) are written with their counts
+    counted, handled, n_total, n_skipped, n_bytes = plan_counts(
+        path, ds, names, resume, existing_chunks
+    )
+    others = [n for n in names if n not in handled]
+    writes, n_other, n_skip_other, n_bytes_other = _region_writes(path, bare, others, resume)
+    n_total, n_skipped = n_total + n_other, n_skipped + n_skip_other
+    n_bytes += n_bytes_other
+    n_written = n_total - n_skipped
+    writes += counted
     try:
         _compute(writes, progress=progress, client=client)
     except BaseException as err:
