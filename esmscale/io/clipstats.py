@@ -34,7 +34,7 @@ def _rows(path: Path, name: str, n: int, resume: bool) -> tuple[zarr.Array, np.n
     if resume and name in group:
         arr = group[name]
         if isinstance(arr, zarr.Array) and arr.shape == (n, 2):
-            return arr, np.flatnonzero((arr[:] < 0).any(axis=1))
+            return arr, np.flatnonzero((np.asarray(arr[:]) < 0).any(axis=1))
         del group[name]
     arr = group.create_array(name, shape=(n, 2), chunks=(1, 2), dtype="int64", fill_value=-1)
     return arr, np.arange(n)
@@ -62,7 +62,7 @@ def plan_counts(
     if not resume:
         shutil.rmtree(path / GROUP, ignore_errors=True)
     sources: list[dsa.Array] = []
-    targets: list[zarr.Array] = []
+    targets: list[Any] = []
     regions: list[tuple[slice, ...]] = []
     handled: list[str] = []
     n_total = n_skipped = n_bytes = 0

@@ -341,7 +341,7 @@ def check_field(da: xr.DataArray, check: str = "raise", *, scan: bool = False) -
         check_values(np.asarray(da.values), **info)
         return da
     if not scan:
-        data = da.data.map_blocks(_check_block, info=info, dtype=da.dtype, meta=da.data._meta)
+        data = dsa.map_blocks(_check_block, da.data, info=info, dtype=da.dtype, meta=da.data._meta)
         return da.copy(data=data)
     starts = [np.cumsum((0, *c)) for c in da.data.chunks]
     blocks = da.data.to_delayed()

@@ -132,7 +132,7 @@ def rule_for(name: str | None, attrs: Mapping[str, Any]) -> Rule | None:
     label = "" if units is None else str(units)
     canonical = "mm day-1" if q == "precipitation" else "K"
     try:
-        scale, offset = linear_factors(canonical, units, str(name))
+        scale, offset = linear_factors(canonical, label, str(name))
     except EsmscaleError:  # unknown units or another quantity: no bounds here
         return Rule(q, label)  # type: ignore[arg-type]
     if q == "precipitation":
