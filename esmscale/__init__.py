@@ -89,6 +89,11 @@ class _Package(types.ModuleType):
     downscale = FunctionOverSubmodule("esmscale.pipeline", "downscale")
     evaluate = FunctionOverSubmodule("esmscale.evaluate", "evaluate")
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # pickled by reference (cloudpickle would otherwise try the module by value, e.g. in a
+        # function shipped to Dask workers that refers to ``esmscale``)
+        return importlib.import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _Package
 register_accessor_with_xarray()

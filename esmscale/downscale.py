@@ -13,7 +13,9 @@ import numpy as np
 from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.sampler import DEFAULT_BATCH, consistency_sample, field_noise
+from esmscale.prepare.clipping import clip_negative
 from esmscale.prepare.interp import upsample_bilinear
+from esmscale.prepare.physics import check_values, is_nonnegative, rule_for
 
 __all__ = ["denoise_fine", "downscale_array", "noise_only", "resolve_t_star"]
 
@@ -122,6 +124,7 @@ def downscale_array(
     seed: int = 0,
     steps: int = 1,
     time_index: np.ndarray | None = None,
+    check: str = "raise",
 ) -> np.ndarray:
     """Downscale coarse ``(time, h, w)`` fields by an integer factor into an ensemble.
 
@@ -129,6 +132,9 @@ def downscale_array(
     ``factor`` times finer, noised to ``t_star`` in the model's space and denoised with
     ``steps`` network calls per member. ``model`` is a loaded model, a shipped model's name
     (``"synthetic-pr-4x"``) or a checkpoint path, as for :func:`esmscale.downscale`.
+    ``check`` is the physical check of ``coarse`` (``"raise"``, ``"warn"`` or ``"off"``, see
+    :mod:`esmscale.prepare.physics`), judged by the model's variable and units; outputs of
+    non-negative variables are clipped at 0.
 
     Returns
     -------
@@ -157,9 +163,15 @@ def downscale_array(
         coarse = coarse[None]
     if coarse.ndim != 3:
         raise EsmscaleError(f"coarse fields must be (time, y, x), got shape {coarse.shape}.")
+    tr = model.config.transform
+    attrs = {"units": tr.units}
+    name = model.config.variable
+    if tr.kind == "log" and rule_for(name, attrs) is None:
+        attrs["standard_name"] = "lwe_precipitation_rate"  # a log transform means rates >= 0
+    check_values(coarse, name=name, attrs=attrs, check=check, dims=("time", "y", "x"))
     f = model.config.factor if factor is None else factor
     fine = upsample_bilinear(coarse, f)
-    return denoise_fine(
+    out = denoise_fine(
         model,
         fine,
         t_star=resolve_t_star(model, t_star),
@@ -168,6 +180,7 @@ def downscale_array(
         steps=steps,
         time_index=time_index,
     )
+    return clip_negative(out)[0] if is_nonnegative(name, attrs) else out
 
 
 def noise_only(

@@ -73,3 +73,11 @@ class MissingExtraError(EsmscaleError, ImportError):
 
 class EsmscaleWarning(UserWarning):
     """Warning emitted by esmscale (an error in the package's own tests)."""
+
+
+class PhysicalCheckError(EsmscaleError):
+    """Physically impossible input values; see :mod:`esmscale.prepare.physics`.
+
+    Negative precipitation, temperatures outside a physical range, infinities and fill values
+    that leaked through.
+    """

@@ -30,6 +30,7 @@ from esmscale.pipeline import downscale
 from esmscale.prepare.checks import check_time
 from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.physics import check_field
 from esmscale.prepare.regrid import refine_grid, regrid
 from esmscale.pretrained import load_model
 from esmscale.registry import Registry
@@ -93,6 +94,7 @@ def _interpolate(
     bias_correction: Any = None,
     reference: xr.Dataset | xr.DataArray | None = None,
     historical: xr.Dataset | xr.DataArray | None = None,
+    check: str = "raise",
     **ignored: Any,
 ) -> xr.DataArray | xr.Dataset:
     unknown = set(ignored) - {
@@ -110,6 +112,7 @@ def _interpolate(
         raise EsmscaleError(f"interpolation baselines do not take {sorted(unknown)}.")
     da = select_variable(obj, variable)
     tdim = check_time(da)
+    da = check_field(da, check)
     if factor is None:
         factor = load_model(model).config.factor if model is not None else 4
     tgt = refine_grid(da, factor) if target is None else target

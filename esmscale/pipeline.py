@@ -27,9 +27,11 @@ from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.sampler import SAMPLERS
 from esmscale.models.transforms import DataTransform
 from esmscale.prepare.checks import check_time  # re-exported: esmscale.pipeline.check_time
+from esmscale.prepare.clipping import attach_counts, clip_negative_lazy, compute_clipped
 from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import open_dataset, select_variable
 from esmscale.prepare.interp import coarsen_block
+from esmscale.prepare.physics import check_field, is_nonnegative
 from esmscale.prepare.regrid import refine_grid, regrid
 from esmscale.prepare.units import linear_factors
 from esmscale.pretrained import load_model
@@ -144,6 +146,7 @@ def downscale(
     chunks: dict[str, int] | None = None,
     threads: int = 1,
     sampler: str = "consistency",
+    check: str = "raise",
 ) -> xr.DataArray | xr.Dataset:
     """Downscale coarse ESM fields into a high-resolution ensemble (lazy with Dask input).
 
@@ -186,12 +189,20 @@ def downscale(
         baseline, ``steps`` Euler-Maruyama steps of a model trained with
         ``objective="diffusion"``; ``"noise-only"`` is the control that adds the same noise at
         t* and skips the network.
+    check
+        Physical check of the input (:mod:`esmscale.prepare.physics`): ``"raise"`` (default)
+        stops on negative precipitation, temperatures outside 150..350 K, infinities or leaked
+        fill values; ``"warn"`` warns and goes on; ``"off"`` skips it. With Dask input the
+        chunks are checked when computed.
 
     Returns
     -------
     xarray.DataArray or xarray.Dataset
         Same kind as ``obj``: dims (member, time, lat, lon) on the target grid, in the input's
-        units, with CF attributes, the input's calendar and provenance attributes.
+        units, with CF attributes, the input's calendar and provenance attributes. Outputs of
+        non-negative variables are clipped at 0 and ``esmscale_clipped_fraction`` is the share
+        of values clipped: set at once for in-memory input; for Dask input by
+        :func:`esmscale.io.zarr.write_zarr` or :func:`esmscale.prepare.compute_clipped`.
     """
     if isinstance(obj, str | os.PathLike):
         obj = open_dataset(obj)
@@ -206,6 +217,7 @@ def downscale(
     da = select_variable(obj, variable)
     name = str(da.name) if da.name is not None else cm.config.variable
     tdim = check_time(da)
+    da = check_field(da, check)
     units = da.attrs.get("units")
     scale, offset = linear_factors(units, tr.units, name)
     if members < 1 or steps < 1:
@@ -311,8 +323,11 @@ def downscale(
         result = _conserve(
             result, coarse_ref, cm.config.factor if target is None else None, tr, scale, offset
         )
+    if tr.kind == "log" or is_nonnegative(name, da.attrs):
+        clipped, counts = clip_negative_lazy(result.data)
+        result = attach_counts(result.copy(data=clipped), counts)
     if not isinstance(da.data, dsa.Array):
-        result = result.compute()
+        result = compute_clipped(result)
     return result.to_dataset() if isinstance(obj, xr.Dataset) else result
 
 

@@ -43,6 +43,7 @@ from esmscale.models.consistency import ConsistencyConfig, ConsistencyModel, sig
 from esmscale.models.modeling_utils import config_from_dict
 from esmscale.models.transforms import fit_transform
 from esmscale.prepare.inputs import field_values, grid_spacing, open_dataset, select_variable
+from esmscale.prepare.physics import check_field
 from esmscale.prepare.units import quantity
 
 __all__ = ["TrainConfig", "train"]
@@ -176,11 +177,11 @@ def _denoising_loss(
 
 
 def _load_obs(
-    obs: xr.Dataset | xr.DataArray | str | os.PathLike[str], cfg: TrainConfig
+    obs: xr.Dataset | xr.DataArray | str | os.PathLike[str], cfg: TrainConfig, check: str
 ) -> tuple[np.ndarray, str, str, float | None]:
     if isinstance(obs, str | os.PathLike):
         obs = open_dataset(obs)
-    da = select_variable(obs, cfg.variable)
+    da = check_field(select_variable(obs, cfg.variable), check)
     name = str(da.name)
     q = quantity(da.attrs.get("units"), name)
     units = "mm day-1" if q == "precipitation" else "K"
@@ -218,6 +219,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    check: str = "raise",
 ) -> ConsistencyModel:
     """Train a consistency model on high-resolution observations.
 
@@ -242,6 +244,10 @@ def train(
     stop_after
         Stop (with a saved training state) once this many steps are done, e.g. to fit a
         time-limited job; continue later with ``resume=True``.
+    check
+        Physical check of the observations (:mod:`esmscale.prepare.physics`): ``"raise"``
+        (default) stops on negative precipitation, temperatures outside 150..350 K, infinities
+        or leaked fill values; ``"warn"`` warns and goes on; ``"off"`` skips it.
 
     Returns
     -------
@@ -257,12 +263,12 @@ def train(
     16
     """
     cfg = config or TrainConfig()
+    values, name, units, spacing = _load_obs(obs, cfg, check)  # refused before any file is touched
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         claim_run_dir(
             out, RUN_ENTRIES, resume=resume, overwrite=overwrite, what="consistency model"
         )
-    values, name, units, spacing = _load_obs(obs, cfg)
     n_days, h, w = values.shape
     p = cfg.patch_size
     if p > h or p > w:

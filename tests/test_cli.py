@@ -13,6 +13,7 @@ import xarray as xr
 from esmscale import ConsistencyModel
 from esmscale.cli import build_parser, main
 from esmscale.datasets import synthetic_esm, synthetic_precip
+from esmscale.errors import EsmscaleWarning
 from esmscale.io import is_complete
 from tests.conftest import sample_data
 
@@ -467,3 +468,48 @@ def test_ctrl_c_during_downscale_prints_one_line_and_the_resume_command(tiny_mod
     assert not is_complete(out)
     assert main(shlex.split(command)[1:]) == 0
     assert is_complete(out)
+
+
+def test_impossible_input_is_a_one_line_error(tiny_model, tmp_path, capsys):
+    esm = synthetic_esm(synthetic_precip(32, 48, 6, seed=4))
+    bad = esm.assign(pr=(esm.pr - 5.0).assign_attrs(esm.pr.attrs))
+    path = tmp_path / "bad.nc"
+    bad.to_netcdf(path)
+    n = int((bad.pr.values < -0.01).sum())
+    out = tmp_path / "bad.zarr"
+    args = ["downscale", str(path), "--model", str(tiny_model), "--output", str(out), "--quiet"]
+    assert main([*args, "--chunks", "time=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"esmscale downscale: error: variable 'pr': {n} of {bad.pr.size} values")
+    assert "the first at time=2000-01-01" in err and "--check warn" in err
+    assert not out.exists()  # checked before anything is written
+    with pytest.warns(EsmscaleWarning, match="negative beyond the tolerance"):
+        assert main([*args, "--check", "warn"]) == 0
+    assert xr.open_zarr(out).pr.attrs["esmscale_clipped_fraction"] == 0.0
+    code = main(["train", str(path), "--output", str(tmp_path / "m"), "--steps", "1", "--quiet"])
+    assert code == 2 and "are negative" in capsys.readouterr().err
+    for cmd in ("downscale", "train", "forecast", "forecast-train", "calibrate", "evaluate"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([cmd, "--help"])
+        assert "--check {raise,warn,off}" in capsys.readouterr().out
+
+
+def test_forecast_cli_records_clipped_fraction(tmp_path, capsys):
+    times = xr.date_range("2000-01-01", periods=12, freq="D", use_cftime=False)
+    rng = np.random.default_rng(0)
+    pr = xr.DataArray(
+        np.maximum(rng.normal(0.0, 1.0, (12, 8, 8)), 0.0).astype("float32"),
+        dims=("time", "lat", "lon"),
+        coords={"time": times, "lat": np.arange(8.0), "lon": np.arange(8.0)},
+        name="pr",
+        attrs={"units": "mm day-1", "standard_name": "lwe_precipitation_rate"},
+    )
+    src = tmp_path / "pr.nc"
+    pr.to_dataset().to_netcdf(src)
+    out = tmp_path / "fc.nc"
+    assert main(["forecast", str(src), "--model", "persistence", "--output", str(out)]) == 0
+    capsys.readouterr()
+    with xr.open_dataset(out) as ds:
+        assert ds.pr.attrs["esmscale_clipped_fraction"] == 0.0
+        assert float(ds.pr.min()) >= 0.0

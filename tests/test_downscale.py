@@ -114,3 +114,32 @@ def test_input_errors():
         downscale_array(MODEL, _coarse(), factor=2, t_star=0.3, time_index=np.arange(5))
     with pytest.raises(EsmscaleError, match="t_star"):
         downscale_array(MODEL, _coarse(), factor=2, t_star=500.0)
+
+
+def test_impossible_coarse_input_is_refused_with_count_and_index():
+    from esmscale.errors import EsmscaleWarning, PhysicalCheckError
+
+    coarse = _coarse(nt=3) - 30.0  # all negative "precipitation" (the model's variable is pr)
+    with pytest.raises(PhysicalCheckError) as err:
+        downscale_array(MODEL, coarse, factor=2, t_star=0.3)
+    assert "'pr': 90 of 90 values (100.0 %) are negative" in str(err.value)
+    assert "the first at time index 0, y index 0, x index 0" in str(err.value)
+    with pytest.warns(EsmscaleWarning, match="negative beyond the tolerance"):
+        warned = downscale_array(MODEL, coarse, factor=2, t_star=0.3, check="warn")
+    off = downscale_array(MODEL, coarse, factor=2, t_star=0.3, check="off")
+    np.testing.assert_array_equal(warned, off)
+    assert off.min() >= 0.0
+    with pytest.raises(PhysicalCheckError, match="infinite"):
+        downscale_array(MODEL, np.where(coarse > -9, np.inf, 1.0), factor=2, t_star=0.3)
+
+
+def test_standard_transform_precipitation_output_is_clipped():
+    from esmscale.models.transforms import DataTransform
+
+    model = tiny_model(seed=0, transform=DataTransform(kind="standard", mean=1.0, std=3.0))
+    coarse = _coarse(nt=2) * 0.01  # nearly dry: an untrained network gives negatives
+    raw = denoise_fine(model, upsample_bilinear(coarse, 2), t_star=0.3)
+    assert (raw < 0).any()
+    out = downscale_array(model, coarse, factor=2, t_star=0.3)
+    assert out.min() >= 0.0
+    np.testing.assert_array_equal(out, np.maximum(raw, 0.0))

@@ -239,3 +239,49 @@ def test_accessor_psd_and_calibrate(esm, model):
     assert 0 < cal.k_star <= 0.5
     assert cal.t_star == cal.t_star_spectral
     assert esm.pr.esm.psd().sizes["wavenumber"] > 3
+
+
+def test_impossible_precipitation_is_refused_on_every_path(esm, model):
+    from esmscale.errors import EsmscaleWarning, PhysicalCheckError
+
+    bad = esm.assign(pr=(esm.pr - 5.0).assign_attrs(esm.pr.attrs))  # ~90 % negative
+    n = int((bad.pr.values < -0.01).sum())
+    first = "the first at time=2000-01-01, lat=35.5, lon=-9.5"
+    with pytest.raises(PhysicalCheckError, match=f"'pr': {n} of 1680 values .*{first}"):
+        bad.esm.downscale(model, **KW)
+    with pytest.raises(PhysicalCheckError, match="negative"):
+        bad.esm.downscale(None, method="bilinear")
+    # Dask input: still lazy; the check runs in the graph and names the chunk
+    with dask.config.set(scheduler=_raise):
+        lazy = bad.chunk({"time": 3}).esm.downscale(model, **KW)
+    with pytest.raises(PhysicalCheckError, match="in the Dask chunk time="):
+        lazy.pr.compute()
+    with pytest.warns(EsmscaleWarning, match=f"'pr': {n} of 1680 values"):
+        warned = bad.esm.downscale(model, check="warn", **KW)
+    off = bad.esm.downscale(model, check="off", **KW)
+    np.testing.assert_array_equal(warned.pr.values, off.pr.values)
+    assert np.nanmin(off.pr.values) >= 0.0
+    assert off.pr.attrs["esmscale_clipped_fraction"] == 0.0  # log transform: >= 0 already
+
+
+def test_nonnegative_output_and_clipped_fraction_eager_lazy_and_zarr(esm, tmp_path):
+    from esmscale.io.zarr import write_zarr
+    from esmscale.models.transforms import DataTransform
+    from esmscale.prepare import compute_clipped
+    from tests.models._mixin import tiny_model
+
+    cm = tiny_model(
+        seed=0, transform=DataTransform(kind="standard", mean=2.0, std=3.0), factor=4, t_star=0.3
+    )
+    eager = downscale(esm, cm, **KW).pr
+    frac = eager.attrs["esmscale_clipped_fraction"]
+    assert 0.0 < frac < 1.0 and np.nanmin(eager.values) == 0.0
+    with dask.config.set(scheduler=_raise):
+        lazy = downscale(esm.chunk({"time": 3}), cm, **KW)
+    assert "esmscale_clipped_fraction" not in lazy.pr.attrs
+    assert compute_clipped(lazy.pr).attrs["esmscale_clipped_fraction"] == frac
+    write_zarr(lazy, tmp_path / "o.zarr", progress=False)
+    back = xr.open_zarr(tmp_path / "o.zarr")
+    assert list(back.data_vars) == ["pr"]
+    assert back.pr.attrs["esmscale_clipped_fraction"] == frac
+    np.testing.assert_array_equal(back.pr.values, eager.values)

@@ -125,3 +125,16 @@ def test_config_round_trip_and_unknown_keys():
         TrainConfig.from_dict({"stepz": 3})
     with pytest.raises(EsmscaleError, match="n_end"):
         TrainConfig(n_start=10, n_end=5)
+
+
+def test_impossible_observations_are_refused(small_obs, tiny_train_config):
+    from esmscale.errors import PhysicalCheckError
+
+    bad = small_obs.assign(pr=(small_obs.pr - 50.0).assign_attrs(small_obs.pr.attrs))
+    n = int((bad.pr.values < -0.01).sum())
+    with pytest.raises(PhysicalCheckError, match=f"'pr': {n} of {bad.pr.size} values"):
+        train(bad, tiny_train_config, progress=False)
+    leaked = small_obs.pr.copy(data=small_obs.pr.values.copy())
+    leaked[0, 0, 0] = 1e20
+    with pytest.raises(PhysicalCheckError, match="fill values that leaked through"):
+        train(leaked, tiny_train_config, progress=False)

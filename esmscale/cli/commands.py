@@ -71,6 +71,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
             resume=a.resume,
             overwrite=a.overwrite,
             progress=not a.quiet,
+            check=a.check,
         )
     except KeyboardInterrupt:
         state = Path(a.output) / "training_state"
@@ -84,18 +85,32 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
 
 def _cmd_calibrate(a: argparse.Namespace) -> None:
+    import numpy as np
+
     from esmscale.calibration import calibrate_noise_level
     from esmscale.datasets import coarsen_block
-    from esmscale.prepare import field_values, open_dataset, select_variable, upsample_bilinear
+    from esmscale.prepare import (
+        check_field,
+        field_values,
+        open_dataset,
+        select_variable,
+        upsample_bilinear,
+    )
     from esmscale.pretrained import load_model
 
     model = load_model(a.model)
     units = model.config.transform.units
-    obs = field_values(select_variable(open_dataset(a.obs), a.variable), units)
-    held = field_values(select_variable(open_dataset(a.held_out), a.variable), units)
+
+    def load(path: str) -> np.ndarray:
+        return field_values(
+            check_field(select_variable(open_dataset(path), a.variable), a.check), units
+        )
+
+    obs = load(a.obs)
+    held = load(a.held_out)
     f = model.config.factor
     if a.esm:
-        esm = field_values(select_variable(open_dataset(a.esm), a.variable), units)
+        esm = load(a.esm)
         esm_fine = upsample_bilinear(esm, obs.shape[-1] // esm.shape[-1])
     else:
         esm_fine = upsample_bilinear(coarsen_block(held, f), f)
@@ -167,7 +182,7 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     import esmscale  # noqa: F401  (registers the accessor)
     from esmscale.io.zarr import write_zarr
     from esmscale.pipeline import downscale
-    from esmscale.prepare import open_dataset, select_variable
+    from esmscale.prepare import check_field, open_dataset, select_variable
 
     t0 = time.perf_counter()
     chunks = _parse_chunks(a.chunks)
@@ -176,6 +191,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     da = select_variable(ds, a.variable)
     tchunk = chunks.pop("time", None)
     da = da.chunk({da.dims[0]: tchunk or 30})
+    # one streaming pass over the input before anything is written (counts over all chunks)
+    check_field(da, a.check, scan=True)
     target = open_dataset(a.target, root) if a.target else None
     kwargs = {}
     if a.bias_correction:
@@ -201,6 +218,7 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
         t_star=t_star,
         steps=a.steps,
         chunks=chunks or None,
+        check="off",  # checked above
         **kwargs,
     )
     client = None
@@ -239,7 +257,7 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
 
 def _cmd_evaluate(a: argparse.Namespace) -> None:
     from esmscale.evaluate import evaluate
-    from esmscale.prepare import open_dataset, select_variable
+    from esmscale.prepare import check_field, open_dataset, select_variable
 
     results = {}
     for item in a.result:
@@ -253,10 +271,14 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
         doc = doc.get("calibration", doc)  # a calibrated model's config.json works too
         pairs = zip(doc["t_grid"], doc["crps"], strict=True) if "t_grid" in doc else doc.items()
         crps_vs_t = {float(t): float(c) for t, c in pairs}
+    obs = check_field(select_variable(open_dataset(a.obs), a.variable), a.check)
+    coarse = None
+    if a.coarse:
+        coarse = check_field(select_variable(open_dataset(a.coarse), a.variable), a.check)
     metrics = evaluate(
-        select_variable(open_dataset(a.obs), a.variable),
+        obs,
         results,
-        select_variable(open_dataset(a.coarse), a.variable) if a.coarse else None,
+        coarse,
         output_dir=a.output,
         factor=a.factor,
         k_star=a.k_star,
@@ -296,6 +318,7 @@ def _cmd_forecast_train(a: argparse.Namespace) -> None:
         resume=a.resume,
         overwrite=a.overwrite,
         progress=not a.quiet,
+        check=a.check,
     )
     print(f"saved {a.output}/model: {model}")
 
@@ -303,7 +326,7 @@ def _cmd_forecast_train(a: argparse.Namespace) -> None:
 def _cmd_forecast(a: argparse.Namespace) -> None:
     from esmscale.cli.parser import FORECAST_BASELINES, FORECAST_NETWORKS
     from esmscale.forecast import ForecastConfig, fit, forecast, load_forecaster
-    from esmscale.prepare import open_dataset
+    from esmscale.prepare import compute_clipped, open_dataset
 
     if not Path(a.model).exists() and a.model not in FORECAST_BASELINES:
         kind = (
@@ -320,6 +343,9 @@ def _cmd_forecast(a: argparse.Namespace) -> None:
         model = load_forecaster(a.model)
     else:
         model = fit(a.model, ds, ForecastConfig(variable=a.variable))
-    out = forecast(ds, model, lead=a.lead, variable=a.variable, chunk_size=a.chunk_size)
+    out = forecast(
+        ds, model, lead=a.lead, variable=a.variable, chunk_size=a.chunk_size, check=a.check
+    )
+    out = compute_clipped(out)  # records esmscale_clipped_fraction for precipitation
     out.to_dataset(name=str(out.name or "forecast")).to_netcdf(a.output)
     print(f"wrote {a.output}: {dict(out.sizes)}")

@@ -54,6 +54,17 @@ def _sub(
     return p
 
 
+_CHECK_HELP = (
+    "physical check of the input fields: 'raise' (default) stops on negative precipitation "
+    "(below -0.01 mm/day), temperatures outside 150..350 K, infinities or fill values that "
+    "leaked through; 'warn' prints a warning and goes on; 'off' skips the check"
+)
+
+
+def _check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--check", choices=["raise", "warn", "off"], default="raise", help=_CHECK_HELP)
+
+
 def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -171,6 +182,7 @@ def _train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--overwrite", action="store_true", help="replace a run already in OUTPUT (default: refuse)"
     )
     _quiet(t)
+    _check(t)
 
 
 def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -249,6 +261,7 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--overwrite", action="store_true", help="replace an existing store (default: refuse)"
     )
     _quiet(w)
+    _check(w)
 
 
 def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -289,6 +302,7 @@ def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument(
         "--output", default=None, help="save the model with the chosen t* here (default: not saved)"
     )
+    _check(c)
 
 
 def _evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -356,6 +370,7 @@ def _evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: off; also ESMSCALE_DOWNLOAD_COASTLINES=1)",
     )
     _quiet(e)
+    _check(e)
 
 
 def _forecast_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -410,6 +425,7 @@ def _forecast_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--overwrite", action="store_true", help="replace a run already in OUTPUT (default: refuse)"
     )
     _quiet(ft)
+    _check(ft)
 
 
 def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -444,6 +460,7 @@ def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--lead", type=int, default=None, help="lead in time steps (default: the model's t_out)"
     )
     fc.add_argument("--chunk-size", type=int, default=32, help="init times per Dask task")
+    _check(fc)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,9 @@ from esmscale.errors import EsmscaleError
 from esmscale.forecast.data import segments, time_step, to_array
 from esmscale.forecast.forecaster import Forecaster, NeuralForecaster
 from esmscale.io.model_cache import LOAD_COUNT, ModelRef, cached_model, model_ref
+from esmscale.prepare.clipping import attach_counts, clip_negative_lazy
 from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.physics import check_field, is_nonnegative
 
 __all__ = [
     "LOAD_COUNT",
@@ -109,6 +111,7 @@ def forecast(
     init: Any = None,
     chunk_size: int = 32,
     variable: str | None = None,
+    check: str = "raise",
 ) -> xr.DataArray:
     """Forecast ``lead`` steps from each init time, lazily over Dask.
 
@@ -128,13 +131,20 @@ def forecast(
         Init times per Dask task.
     variable
         Variable to use when ``da`` is a Dataset.
+    check
+        Physical check of the history (:mod:`esmscale.prepare.physics`): ``"raise"``
+        (default), ``"warn"`` or ``"off"``; Dask chunks are checked when computed.
 
     Returns
     -------
     xarray.DataArray
         Dask-backed, dims ``(init_time, lead_time[, channel], y, x)``; ``lead_time`` is a
         timedelta for dated input; ``valid_time`` is a 2-D coordinate; CF attributes kept.
-        NaN cells of the init frame stay NaN.
+        NaN cells of the init frame stay NaN. Forecasts of non-negative variables
+        (precipitation) are clipped at 0; the share clipped becomes the attribute
+        ``esmscale_clipped_fraction`` when computed with
+        :func:`esmscale.prepare.compute_clipped` or written with
+        :func:`esmscale.io.zarr.write_zarr`.
 
     Examples
     --------
@@ -144,7 +154,7 @@ def forecast(
     >>> forecast(da, fit("persistence", da), lead=2).shape
     (5, 2, 4, 4)
     """
-    da = select_variable(da, variable)
+    da = check_field(select_variable(da, variable), check)
     m = load_forecaster(model)
     lead = int(lead if lead is not None else getattr(m, "t_out", 1))
     if lead < 1:
@@ -201,4 +211,9 @@ def forecast(
         esmscale_t_in=m.t_in,
         esmscale_model_sha256=getattr(m, "sha256", None) or "",
     )
-    return xr.DataArray(data, dims=dims, coords=coords, name=da.name, attrs=attrs)
+    nonneg = is_nonnegative(None if da.name is None else str(da.name), da.attrs)
+    counts = None
+    if nonneg:
+        data, counts = clip_negative_lazy(data)
+    out = xr.DataArray(data, dims=dims, coords=coords, name=da.name, attrs=attrs)
+    return attach_counts(out, counts) if counts is not None else out

@@ -44,6 +44,7 @@ from esmscale.io.checkpoint import (
 from esmscale.io.rundir import claim_run_dir, config_changes
 from esmscale.models.pastnet import Decoder, Encoder, PastNetConfig
 from esmscale.prepare.inputs import select_variable
+from esmscale.prepare.physics import check_field
 
 __all__ = ["ForecastConfig", "ModelConfig", "choose_code_dim", "train"]
 
@@ -108,8 +109,10 @@ def choose_code_dim(
     return int(min(max(math.ceil(est), lo), hi)), est, weights
 
 
-def _prepare(da: xr.DataArray | xr.Dataset, cfg: ForecastConfig) -> dict[str, Any]:
-    da = select_variable(da, cfg.variable)
+def _prepare(
+    da: xr.DataArray | xr.Dataset, cfg: ForecastConfig, check: str = "raise"
+) -> dict[str, Any]:
+    da = check_field(select_variable(da, cfg.variable), check)
     arr, times = to_array(da)
     values = np.asarray(arr.values, dtype=np.float32)
     n, c, h, w = values.shape
@@ -373,6 +376,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    check: str = "raise",
 ) -> NeuralForecaster:
     """Train a forecast network on ``da`` with dims (time, y, x) or (time, channel, y, x).
 
@@ -394,6 +398,9 @@ def train(
         Show a tqdm progress bar with the loss and codebook usage.
     stop_after
         Stop with a saved training state after this many steps (continue with ``resume``).
+    check
+        Physical check of ``da`` (:mod:`esmscale.prepare.physics`): ``"raise"`` (default),
+        ``"warn"`` or ``"off"``.
 
     Returns
     -------
@@ -412,12 +419,12 @@ def train(
     """
     cfg = config or ForecastConfig()
     t0 = time.perf_counter()
+    p = _prepare(da, cfg, check)  # bad input is refused before the output folder is touched
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         claim_run_dir(
             out, (MODEL_DIR, STATE_DIR), resume=resume, overwrite=overwrite, what="forecaster"
         )
-    p = _prepare(da, cfg)
     state_path = _state_path(output_dir, resume)
     run = _start(cfg, p, state_path, resume)
     if p["val"].size == 0:

@@ -11,7 +11,10 @@ A store is written in three steps, so that an interrupted write can be resumed:
    chunk and every chunk file present in the store is a finished block (the local store writes a
    temporary file and renames it into place).
 3. **Seal.** Metadata are consolidated and ``esmscale_complete`` is set to ``True`` together with
-   an ``esmscale_written`` UTC timestamp.
+   an ``esmscale_written`` UTC timestamp. A result with lazy clip counts (non-negative outputs,
+   :mod:`esmscale.prepare.clipping`) gets ``esmscale_clipped_fraction`` on its variable, from
+   counts computed together with the chunks and kept per chunk in the store
+   (:mod:`esmscale.io.clipstats`), so that a resumed write is counted in full.
 
 With ``resume=True`` the chunk keys already present in the store are listed (a missing chunk
 would silently read back as the fill value, so presence is checked in the store itself) and only
@@ -46,6 +49,7 @@ import xarray as xr
 import zarr
 
 from esmscale.errors import EsmscaleError
+from esmscale.io.clipstats import plan_counts, seal_counts
 
 if TYPE_CHECKING:
     import distributed
@@ -575,6 +579,36 @@ def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Clien
         dask.compute(*writes)
 
 
+def _region_writes(
+    path: Path, bare: xr.Dataset, names: list[str], resume: bool
+) -> tuple[list[Delayed], int, int, int]:
+    """Delayed region writes of the blocks not yet in the store; counts of blocks and bytes."""
+    writes: list[Delayed] = []
+    n_total = n_skipped = n_bytes = 0
+    for name in names:
+        present = existing_chunks(path, name) if resume else set()
+        var = bare[name]
+        for index, region in _blocks(var):
+            n_total += 1
+            if index in present:
+                n_skipped += 1
+                continue
+            block = bare[[name]].isel(region)
+            n_bytes += block[name].nbytes
+            writes.append(
+                block.to_zarr(
+                    path,
+                    mode="r+",
+                    region=region,
+                    compute=False,
+                    consolidated=False,
+                    write_empty_chunks=True,
+                    zarr_format=3,
+                )
+            )
+    return writes, n_total, n_skipped, n_bytes
+
+
 def write_zarr(
     result: xr.DataArray | xr.Dataset,
     store: str | os.PathLike[str],
@@ -674,29 +708,16 @@ def write_zarr(
     # or encoding (xarray takes the encoding from the store), so that no two writes touch the
     # same Zarr object and the caller's objects are not modified.
     bare = xr.Dataset({name: xr.Variable(ds[name].dims, ds[name].data) for name in names})
-    writes: list[Delayed] = []
-    n_total = n_skipped = n_bytes = 0
-    for name in names:
-        present = existing_chunks(path, name) if resume else set()
-        var = bare[name]
-        for index, region in _blocks(var):
-            n_total += 1
-            if index in present:
-                n_skipped += 1
-                continue
-            block = bare[[name]].isel(region)
-            n_bytes += block[name].nbytes
-            writes.append(
-                block.to_zarr(
-                    path,
-                    mode="r+",
-                    region=region,
-                    compute=False,
-                    consolidated=False,
-                    write_empty_chunks=True,
-                    zarr_format=3,
-                )
-            )
+    # variables with clip counts (non-negative results) are written with their counts
+    counted, handled, n_total, n_skipped, n_bytes = plan_counts(
+        path, ds, names, resume, existing_chunks
+    )
+    others = [n for n in names if n not in handled]
+    writes, n_other, n_skip_other, n_bytes_other = _region_writes(path, bare, others, resume)
+    n_total, n_skipped = n_total + n_other, n_skipped + n_skip_other
+    n_bytes += n_bytes_other
+    n_written = n_total - n_skipped
+    writes += counted
     try:
         _compute(writes, progress=progress, client=client)
     except BaseException as err:
@@ -709,6 +730,7 @@ def write_zarr(
     with warnings.catch_warnings():
         # Zarr warns that consolidated metadata are not part of the v3 specification yet.
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", module="zarr")
+        seal_counts(path, ds, names)
         zarr.consolidate_metadata(path, zarr_format=3)
     stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     _set_root_attrs(path, {_COMPLETE: True, _WRITTEN: stamp})
@@ -716,7 +738,7 @@ def write_zarr(
         store=path,
         variables=tuple(names),
         n_chunks_total=n_total,
-        n_chunks_written=len(writes),
+        n_chunks_written=n_written,
         n_chunks_skipped=n_skipped,
         seconds=time.perf_counter() - start,
         bytes_written=int(n_bytes),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from esmscale.errors import EsmscaleError
-from esmscale.forecast import available_methods, fit, forecast, train
+from esmscale.forecast import Forecaster, available_methods, fit, forecast, train
 from esmscale.forecast.baselines import OpticalFlow
 from esmscale.forecast.predict import LOAD_COUNT
 from tests.forecast._helpers import djf_times, field, tiny_config
@@ -110,3 +110,45 @@ def test_registry_lists_names(winters):
         fit("magic", winters)
     with pytest.raises(EsmscaleError, match="no such checkpoint"):
         forecast(winters, "/nonexistent/model")
+
+
+class _Trend(Forecaster):
+    """Linear extrapolation of the last two frames: goes negative where rain decreases."""
+
+    name = "trend"
+    t_in = 2
+
+    def predict(self, history, lead, target_times=None):
+        last, step = history[:, -1:], history[:, -1:] - history[:, -2:-1]
+        return np.concatenate([last + (k + 1) * step for k in range(lead)], axis=1)
+
+
+def test_precipitation_forecasts_are_nonnegative_and_record_clipping():
+    from esmscale.errors import PhysicalCheckError
+    from esmscale.prepare import compute_clipped
+
+    times = djf_times(2)
+    tas = field(times, nan_corner=False)
+    pr = np.maximum(tas - 11.0, 0.0).rename("pr")  # intermittent "rain", many zeros
+    pr.attrs = {"units": "mm day-1", "standard_name": "lwe_precipitation_rate"}
+    net = train(pr, tiny_config(steps=2), progress=False)
+    # the same network on an unnamed variable (no rule): its raw forecasts go negative
+    signal = pr.rename("signal").copy()
+    signal.attrs = {"units": "1"}  # no physical rule: nothing is clipped
+    for model in (net, _Trend()):
+        raw = forecast(signal, model, lead=2).compute()
+        neg = float((raw.values < 0).mean())
+        fc = forecast(pr, model, lead=2)
+        assert "esmscale_clipped_fraction" not in fc.attrs
+        out = compute_clipped(fc)
+        assert out.values.min() >= 0.0
+        np.testing.assert_array_equal(out.values, np.maximum(raw.values, 0.0))
+        assert out.attrs["esmscale_clipped_fraction"] == pytest.approx(neg)
+    assert neg > 0.05  # the trend extrapolation goes below zero where rain stops
+    # the history is checked too
+    bad = (pr - 3.0).assign_attrs(pr.attrs)
+    with pytest.raises(PhysicalCheckError, match=r"'pr': .* are negative"):
+        forecast(bad, net, lead=2)
+    with pytest.raises(PhysicalCheckError, match=r"'pr': .* are negative"):
+        train(bad, tiny_config(steps=2), progress=False)
+    assert forecast(bad, net, lead=2, check="off").shape[1] == 2

@@ -440,3 +440,36 @@ def test_distributed_client_gives_identical_output(tmp_path):
         xr.open_zarr(store, decode_times=COORDER)["pr"].values,
         xr.open_zarr(reference, decode_times=COORDER)["pr"].values,
     )
+
+
+def test_clipped_fraction_is_computed_with_the_chunks_and_survives_resume(tmp_path):
+    from esmscale.prepare.clipping import CLIP_ATTR, attach_counts, clip_negative_lazy
+
+    counter: list = []
+    raw = make_result(counter=counter) - 50.0  # member 0 is partly negative
+    values = raw.values
+    counter.clear()
+    expected = float((values < 0).sum() / np.isfinite(values).sum())
+    assert 0.0 < expected < 1.0
+    data, counts = clip_negative_lazy(raw.data)
+    result = attach_counts(raw.copy(data=data), counts)
+    store = tmp_path / "clip.zarr"
+    summary = write_zarr(result, store, progress=False)
+    n_blocks = int(np.prod(raw.data.numblocks))
+    assert summary.n_chunks_written == n_blocks
+    assert len(counter) == n_blocks  # counts share the tasks of the chunks: no recomputation
+    back = xr.open_zarr(store)
+    assert list(back.data_vars) == ["pr"]
+    assert back.pr.attrs[CLIP_ATTR] == pytest.approx(expected)
+    assert np.nanmin(back.pr.values) == 0.0
+    # an interrupted write: one data chunk and its count row are missing
+    lost = (0, 1, 0, 1)
+    _block_path(store, lost).unlink()
+    (store / "esmscale_clip" / "pr" / "c" / "3" / "0").unlink()
+    counter.clear()
+    again = write_zarr(result, store, resume=True, progress=False)
+    assert again.n_chunks_written == 1 and len(counter) == 1
+    assert xr.open_zarr(store).pr.attrs[CLIP_ATTR] == pytest.approx(expected)
+    # without counts (an ordinary result) no attribute is invented
+    write_zarr(raw, tmp_path / "plain.zarr", progress=False)
+    assert CLIP_ATTR not in xr.open_zarr(tmp_path / "plain.zarr").pr.attrs

@@ -1,0 +1,115 @@
+"""Clip counts of a lazy result, persisted while :func:`esmscale.io.zarr.write_zarr` writes.
+
+A result whose variables carry lazy clip counts (:mod:`esmscale.prepare.clipping`) gets, for
+each such variable, a small Zarr array ``esmscale_clip/<name>`` of ``(clipped, finite)`` pairs,
+one row per Dask chunk of the counts, filled with -1 until written. The rows and the variable's
+chunks are written by one ``dask.array.store`` (one graph), so the model runs once for both. A
+resumed write computes only the rows still missing. When the store is sealed, a variable whose
+rows are all present gets the attribute ``esmscale_clipped_fraction``; the sub-group is not a
+data variable, so ``xr.open_zarr`` does not show it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+import zarr
+from xarray.conventions import encode_cf_variable
+
+from esmscale.prepare.clipping import CLIP_ATTR, COUNTS_KEY, clipped_fraction, lazy_counts
+
+__all__ = ["GROUP", "plan_counts", "seal_counts"]
+
+GROUP = "esmscale_clip"
+
+
+def _rows(path: Path, name: str, n: int, resume: bool) -> tuple[zarr.Array, np.ndarray]:
+    """The counts array of ``name`` (created if needed) and the rows still missing."""
+    group = zarr.open_group(path, mode="r+", zarr_format=3).require_group(GROUP)
+    if resume and name in group:
+        arr = group[name]
+        if isinstance(arr, zarr.Array) and arr.shape == (n, 2):
+            return arr, np.flatnonzero((np.asarray(arr[:]) < 0).any(axis=1))
+        del group[name]
+    arr = group.create_array(name, shape=(n, 2), chunks=(1, 2), dtype="int64", fill_value=-1)
+    return arr, np.arange(n)
+
+
+def _blocks(chunks: tuple[tuple[int, ...], ...]) -> list[tuple[tuple[int, ...], tuple[slice, ...]]]:
+    starts = [np.cumsum((0, *c)) for c in chunks]
+    return [
+        (idx, tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, idx, strict=True)))
+        for idx in np.ndindex(*(len(c) for c in chunks))
+    ]
+
+
+def plan_counts(
+    path: Path, ds: xr.Dataset, names: list[str], resume: bool, present: Any
+) -> tuple[list[Any], list[str], int, int, int]:
+    """Writes of the variables that carry clip counts: their missing chunks and count rows.
+
+    The chunks and the count rows go into one ``dask.array.store`` so that both are optimised
+    as one graph and the tasks they share (the model) run once. ``present(path, name)`` lists
+    the chunks already in the store (resume). Returns the lazy writes, the variables handled,
+    and the numbers of chunks in all, skipped, and bytes to write. On a fresh write
+    (``resume=False``) earlier counts are removed first.
+    """
+    if not resume:
+        shutil.rmtree(path / GROUP, ignore_errors=True)
+    sources: list[dsa.Array] = []
+    targets: list[Any] = []
+    regions: list[tuple[slice, ...]] = []
+    handled: list[str] = []
+    n_total = n_skipped = n_bytes = 0
+    for name in names:
+        counts = lazy_counts(ds[name])
+        if counts is None:
+            continue
+        handled.append(name)
+        var = ds[name].variable.copy(deep=False)
+        var.encoding = {k: v for k, v in var.encoding.items() if k != COUNTS_KEY}
+        data = encode_cf_variable(var, name=name).data
+        # chunks equal to the fill value are written too: a missing chunk means "not written"
+        arr = zarr.open_array(path, path=name, mode="r+", zarr_format=3)
+        arr = arr.with_config({"write_empty_chunks": True})
+        have = present(path, name) if resume else set()
+        for index, region in _blocks(data.chunks):
+            n_total += 1
+            if index in have:
+                n_skipped += 1
+                continue
+            block = data.blocks[index]
+            n_bytes += int(block.nbytes)
+            sources.append(block)
+            targets.append(arr)
+            regions.append(region)
+        rows, missing = _rows(path, name, counts.numblocks[0], resume)
+        for row in missing:
+            sources.append(counts.blocks[int(row)])
+            targets.append(rows)
+            regions.append((slice(int(row), int(row) + 1), slice(0, 2)))
+    if not sources:
+        return [], handled, n_total, n_skipped, n_bytes
+    stored = dsa.store(sources, targets, regions=regions, lock=False, compute=False)
+    writes = list(stored) if isinstance(stored, tuple) else [stored]
+    return writes, handled, n_total, n_skipped, n_bytes
+
+
+def seal_counts(path: Path, ds: xr.Dataset, names: list[str]) -> None:
+    """Set ``esmscale_clipped_fraction`` on each variable whose counts are all written."""
+    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    if GROUP not in root:
+        return
+    group = root[GROUP]
+    assert isinstance(group, zarr.Group)
+    for name in names:
+        if lazy_counts(ds[name]) is None or name not in group:
+            continue
+        rows = np.asarray(group[name][:])  # type: ignore[index]
+        if (rows >= 0).all():
+            root[name].attrs[CLIP_ATTR] = clipped_fraction(rows)
