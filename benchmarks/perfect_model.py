@@ -16,9 +16,9 @@ import numpy as np
 from _common import write_results
 
 from esmscale import load_model
-from esmscale.calibration import spectral_t_star
 from esmscale.datasets import coarsen_block, synthetic_precip
-from esmscale.downscale import denoise_fine, noise_only, resolve_t_star
+from esmscale.downscaling.arrays import denoise_fine, noise_only, resolve_t_star
+from esmscale.downscaling.calibration import spectral_t_star
 from esmscale.metrics import (
     crps_ensemble,
     mae,

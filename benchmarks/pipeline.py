@@ -37,8 +37,8 @@ def overhead(days: int, members: int) -> dict[str, float]:
 
     import esmscale  # noqa: F401
     from esmscale import load_model
+    from esmscale.downscaling.tiling import TileGrid, fixed_threads
     from esmscale.models.sampler import DEFAULT_BATCH, consistency_sample
-    from esmscale.tiling import TileGrid, fixed_threads
 
     model = load_model("synthetic-pr-4x")
     esm = _world(days).chunk({"time": 8})

@@ -35,7 +35,7 @@ from _common import write_results
 import esmscale
 from esmscale import TrainConfig, calibrate_noise_level
 from esmscale import metrics as M
-from esmscale.calibration import calibrate_on_pairs
+from esmscale.downscaling.calibration import calibrate_on_pairs
 from esmscale.prepare import QDMCorrector, regrid
 
 DATA = Path(

@@ -18,7 +18,7 @@ import torch
 from _common import write_results
 
 from esmscale import load_model
-from esmscale.downscale import resolve_t_star
+from esmscale.downscaling.arrays import resolve_t_star
 from esmscale.models.sampler import consistency_sample, field_noise, ode_sample
 
 

@@ -2,8 +2,9 @@
 
 The path a field takes: :mod:`esmscale.prepare` (data enters: variable, units, interpolation)
 -> :mod:`esmscale.models` (the consistency model and sampling kernels run) -> :mod:`esmscale.io`
-(checkpoints and stores, where results leave). :mod:`esmscale.calibration` picks the noise level
-t*, :mod:`esmscale.training` trains models, :mod:`esmscale.datasets` generates synthetic worlds.
+(checkpoints and stores, where results leave). :mod:`esmscale.downscaling.calibration` picks
+the noise level t*, :mod:`esmscale.downscaling.training` trains models, :mod:`esmscale.datasets`
+generates synthetic worlds.
 
 Importing the package is light: the names below are imported on first use (PEP 562), so that
 ``esmscale --help`` does not load torch or xarray. The ``.esm`` accessor is registered on xarray
@@ -14,36 +15,36 @@ objects as soon as both esmscale and xarray are imported, in either order
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
-from esmscale._lazy import FunctionOverSubmodule, register_accessor_with_xarray
+from esmscale._lazy import register_accessor_with_xarray, register_deprecated_modules
 from esmscale._version import __version__
 from esmscale.errors import CheckpointError, EsmscaleError, EsmscaleWarning
 
 if TYPE_CHECKING:
     from esmscale import forecast
-    from esmscale.calibration import Calibration, calibrate_noise_level
-    from esmscale.downscale import downscale_array
-    from esmscale.evaluate import evaluate
+    from esmscale.downscaling.arrays import downscale_array
+    from esmscale.downscaling.calibration import Calibration, calibrate_noise_level
+    from esmscale.downscaling.pipeline import downscale
+    from esmscale.downscaling.training import TrainConfig, train
     from esmscale.models import ConsistencyConfig, ConsistencyModel, DataTransform
-    from esmscale.pipeline import downscale
     from esmscale.pretrained import available_models, load_model
-    from esmscale.training import TrainConfig, train
+    from esmscale.report.evaluation import evaluate
 
 #: Public name -> module that defines it (imported on first access).
 _LAZY = {
-    "Calibration": "esmscale.calibration",
-    "calibrate_noise_level": "esmscale.calibration",
-    "downscale_array": "esmscale.downscale",
+    "Calibration": "esmscale.downscaling.calibration",
+    "calibrate_noise_level": "esmscale.downscaling.calibration",
+    "downscale_array": "esmscale.downscaling.arrays",
+    "downscale": "esmscale.downscaling.pipeline",
+    "evaluate": "esmscale.report.evaluation",
     "ConsistencyConfig": "esmscale.models",
     "ConsistencyModel": "esmscale.models",
     "DataTransform": "esmscale.models",
     "available_models": "esmscale.pretrained",
     "load_model": "esmscale.pretrained",
-    "TrainConfig": "esmscale.training",
-    "train": "esmscale.training",
+    "TrainConfig": "esmscale.downscaling.training",
+    "train": "esmscale.downscaling.training",
 }
 _SUBMODULES = ("forecast",)
 
@@ -83,17 +84,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-class _Package(types.ModuleType):
-    """The package's module type: ``downscale`` and ``evaluate`` are functions, not submodules."""
-
-    downscale = FunctionOverSubmodule("esmscale.pipeline", "downscale")
-    evaluate = FunctionOverSubmodule("esmscale.evaluate", "evaluate")
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        # pickled by reference (cloudpickle would otherwise try the module by value, e.g. in a
-        # function shipped to Dask workers that refers to ``esmscale``)
-        return importlib.import_module, (self.__name__,)
-
-
-sys.modules[__name__].__class__ = _Package
+register_deprecated_modules()
 register_accessor_with_xarray()

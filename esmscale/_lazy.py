@@ -1,5 +1,5 @@
-"""Light package start-up: the ``.esm`` accessor without importing xarray, and API names that
-share a name with a submodule.
+"""Light package start-up: the ``.esm`` accessor without importing xarray, and the deprecated
+old module paths.
 
 ``import esmscale`` must make ``ds.esm`` work, but must not import xarray (0.5 s) or torch
 (1.5 s and more) so that ``esmscale --help`` answers at once. The accessor is therefore
@@ -16,10 +16,11 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["FunctionOverSubmodule", "register_accessor_with_xarray"]
+__all__ = ["DEPRECATED_MODULES", "register_accessor_with_xarray", "register_deprecated_modules"]
 
 _XARRAY = "xarray"
 
@@ -59,22 +60,58 @@ def register_accessor_with_xarray() -> None:
         sys.meta_path.insert(0, _AccessorOnImport())
 
 
-class FunctionOverSubmodule:
-    """A package attribute that is a function although a submodule has the same name.
+#: Old module paths -> their new homes (issue 10); importable for one release with a warning.
+DEPRECATED_MODULES = {
+    "esmscale.pipeline": "esmscale.downscaling.pipeline",
+    "esmscale.tiling": "esmscale.downscaling.tiling",
+    "esmscale.methods": "esmscale.downscaling.methods",
+    "esmscale.calibration": "esmscale.downscaling.calibration",
+    "esmscale.training": "esmscale.downscaling.training",
+}
 
-    ``esmscale.downscale`` is :func:`esmscale.pipeline.downscale` while ``esmscale/downscale.py``
-    also exists; importing that submodule makes the import system set the package attribute to
-    the module. As a data descriptor on the package's class this attribute wins over that
-    assignment (which is ignored; the module stays in ``sys.modules``), and it imports the
-    function on first use.
+
+class _DeprecatedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves the old module paths: a module that warns once and re-exports the new one.
+
+    No file sits at the old paths (so that nothing can grow there again); importing
+    ``esmscale.pipeline`` gives a module whose names are those of
+    :mod:`esmscale.downscaling.pipeline`, after a :class:`DeprecationWarning` naming the new path.
     """
 
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in DEPRECATED_MODULES:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
 
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        return getattr(importlib.import_module(self.module), self.name)
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return None  # the default module object
 
-    def __set__(self, obj: object, value: Any) -> None:
-        if not isinstance(value, types.ModuleType):
-            raise AttributeError(f"esmscale.{self.name} cannot be replaced")
+    def exec_module(self, module: types.ModuleType) -> None:
+        new = DEPRECATED_MODULES[module.__name__]
+        warnings.warn(
+            f"{module.__name__} is deprecated and will be removed in the next release; "
+            f"import from {new} instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        target = importlib.import_module(new)
+        names = getattr(target, "__all__", [n for n in vars(target) if not n.startswith("_")])
+        module.__dict__.update({n: getattr(target, n) for n in names})
+        module.__all__ = list(names)
+        module.__doc__ = f"Deprecated alias of :mod:`{new}`."
+
+        def forward(name: str) -> Any:  # private names too, for old pickles and tests
+            return getattr(target, name)
+
+        module.__getattr__ = forward  # type: ignore[method-assign]
+
+
+def register_deprecated_modules() -> None:
+    """Make the old module paths (:data:`DEPRECATED_MODULES`) importable, with a warning."""
+    if not any(isinstance(f, _DeprecatedModule) for f in sys.meta_path):
+        sys.meta_path.insert(0, _DeprecatedModule())  # before finders of stale installs

@@ -1,8 +1,8 @@
 """The ``.esm`` accessor on xarray objects: a thin facade over plain functions.
 
 >>> import esmscale  # registers the accessor
->>> # ds.esm.downscale("synthetic-pr-4x", members=4)   -> esmscale.pipeline.downscale
->>> # ds.esm.calibrate(obs, model)                     -> esmscale.calibration
+>>> # ds.esm.downscale("synthetic-pr-4x", members=4)   -> esmscale.downscaling.pipeline.downscale
+>>> # ds.esm.calibrate(obs, model)                     -> esmscale.downscaling.calibration
 >>> # ds.esm.psd()                                     -> esmscale.metrics.radial_psd
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import xarray as xr
 
 if TYPE_CHECKING:
-    from esmscale.calibration import Calibration
+    from esmscale.downscaling.calibration import Calibration
     from esmscale.models.consistency import ConsistencyModel
 
 # The accessor is registered when xarray is imported (esmscale._lazy), so this module imports
@@ -33,11 +33,11 @@ class EsmAccessor:
     ) -> xr.DataArray | xr.Dataset:
         """Downscale into an ensemble with ``method`` (default the consistency model).
 
-        See :func:`esmscale.pipeline.downscale` for the options and :mod:`esmscale.methods`
-        for the methods (``"cm"``, ``"cm-multistep"``, ``"diffusion-bridge"``, ``"bilinear"``,
-        ``"conservative"``, ``"qdm-bilinear"``).
+        See :func:`esmscale.downscaling.pipeline.downscale` for the options and
+        :mod:`esmscale.downscaling.methods` for the methods (``"cm"``, ``"cm-multistep"``,
+        ``"diffusion-bridge"``, ``"bilinear"``, ``"conservative"``, ``"qdm-bilinear"``).
         """
-        from esmscale import methods
+        from esmscale.downscaling import methods
 
         return methods.get(method)(self._obj, model, **kwargs)
 
@@ -51,9 +51,9 @@ class EsmAccessor:
     ) -> Calibration:
         """Choose t* for this ESM against observations ``obs`` (regridded onto their grid).
 
-        See :func:`esmscale.calibration.calibrate_noise_level`; ``kwargs`` go there.
+        See :func:`esmscale.downscaling.calibration.calibrate_noise_level`; ``kwargs`` go there.
         """
-        from esmscale.calibration import calibrate_noise_level
+        from esmscale.downscaling.calibration import calibrate_noise_level
         from esmscale.prepare.inputs import select_variable
         from esmscale.prepare.regrid import regrid
         from esmscale.prepare.units import linear_factors

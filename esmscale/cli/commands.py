@@ -46,7 +46,7 @@ def _cmd_synth(a: argparse.Namespace) -> None:
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
-    from esmscale.training import TrainConfig, train
+    from esmscale.downscaling.training import TrainConfig, train
 
     cfg = TrainConfig(
         steps=a.steps,
@@ -87,8 +87,8 @@ def _cmd_train(a: argparse.Namespace) -> None:
 def _cmd_calibrate(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from esmscale.calibration import calibrate_noise_level
     from esmscale.datasets import coarsen_block
+    from esmscale.downscaling.calibration import calibrate_noise_level
     from esmscale.prepare import (
         check_field,
         field_values,
@@ -180,8 +180,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     import time
 
     import esmscale  # noqa: F401  (registers the accessor)
+    from esmscale.downscaling.pipeline import downscale
     from esmscale.io.zarr import write_zarr
-    from esmscale.pipeline import downscale
     from esmscale.prepare import check_field, open_dataset, select_variable
 
     t0 = time.perf_counter()
@@ -256,8 +256,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> None:
-    from esmscale.evaluate import evaluate
     from esmscale.prepare import check_field, open_dataset, select_variable
+    from esmscale.report.evaluation import evaluate
 
     results = {}
     for item in a.result:

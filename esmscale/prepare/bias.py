@@ -694,8 +694,8 @@ def bias_correct(
     ``bias_correction`` is ``"qdm"`` (trained here on ``reference``, the observations, and
     ``historical``, the ESM's historical run regridded onto the reference grid), ``"qdm-mean"``
     (the same with ``preserve_mean_change=True``) or a trained :class:`QDMCorrector`. Used by
-    :func:`esmscale.pipeline.downscale` and the ``"qdm-bilinear"`` baseline so that both train
-    and apply QDM the same way.
+    :func:`esmscale.downscaling.pipeline.downscale` and the ``"qdm-bilinear"`` baseline so that
+    both train and apply QDM the same way.
     """
     from esmscale.prepare.inputs import select_variable
     from esmscale.prepare.regrid import regrid

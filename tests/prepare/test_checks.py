@@ -46,6 +46,6 @@ def test_check_time_needs_exactly_one_time_dimension():
 
 
 def test_old_import_path_works():
-    from esmscale import pipeline
+    from esmscale.downscaling import pipeline
 
     assert pipeline.check_time is check_time

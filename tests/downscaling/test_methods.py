@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import esmscale
-from esmscale import ConsistencyConfig, ConsistencyModel, EsmscaleError, methods
+from esmscale import ConsistencyConfig, ConsistencyModel, EsmscaleError
 from esmscale.datasets import synthetic_esm, synthetic_precip
+from esmscale.downscaling import methods
 from esmscale.models.sampler import bridge_sample, field_noise
 from esmscale.models.transforms import DataTransform
 

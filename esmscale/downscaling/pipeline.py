@@ -2,9 +2,10 @@
 
 ``downscale`` = find the variable -> convert units -> regrid onto the target grid (xarray-regrid)
 -> optional QDM bias correction (xsdba) -> fixed tiles of the global target grid with halos and
-blended overlaps (:mod:`esmscale.tiling`) -> the consistency model -> units back, CF attributes
-and provenance. With Dask input nothing is computed until the result is; each output chunk is
-one task that loads the model once per process (:func:`esmscale.io.model_cache.cached_model`).
+blended overlaps (:mod:`esmscale.downscaling.tiling`) -> the consistency model -> units back, CF
+attributes and provenance. With Dask input nothing is computed until the result is; each output
+chunk is one task that loads the model once per process
+(:func:`esmscale.io.model_cache.cached_model`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ import numpy as np
 import xarray as xr
 
 from esmscale._version import __version__
-from esmscale.downscale import resolve_t_star
+from esmscale.downscaling.arrays import resolve_t_star
+from esmscale.downscaling.tiling import TileGrid, denoise_region, fixed_threads
 from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.io.model_cache import ModelRef, cached_model, model_ref
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.sampler import SAMPLERS
 from esmscale.models.transforms import DataTransform
-from esmscale.prepare.checks import check_time  # re-exported: esmscale.pipeline.check_time
+from esmscale.prepare.checks import (
+    check_time,
+)  # re-exported: esmscale.downscaling.pipeline.check_time
 from esmscale.prepare.clipping import attach_counts, clip_negative_lazy, compute_clipped
 from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import open_dataset, select_variable
@@ -35,7 +39,6 @@ from esmscale.prepare.physics import check_field, is_nonnegative
 from esmscale.prepare.regrid import refine_grid, regrid
 from esmscale.prepare.units import linear_factors
 from esmscale.pretrained import load_model
-from esmscale.tiling import TileGrid, denoise_region, fixed_threads
 
 __all__ = ["check_time", "downscale", "output_attrs"]
 

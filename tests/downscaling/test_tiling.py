@@ -6,9 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from esmscale.downscaling.tiling import TileGrid, denoise_region, fixed_threads
 from esmscale.errors import EsmscaleError
 from esmscale.models import ConsistencyConfig, ConsistencyModel
-from esmscale.tiling import TileGrid, denoise_region, fixed_threads
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 
 from esmscale import ConsistencyModel, EsmscaleError, TrainConfig, train
 from esmscale.datasets import synthetic_temperature
-from esmscale.training import _n_levels
+from esmscale.downscaling.training import _n_levels
 
 
 def _weights(model: ConsistencyModel) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ Every method is called as ``fn(obj, model, **kwargs)`` and returns the same kind
 - ``"bilinear"``, ``"conservative"``: interpolation only (deterministic, one member).
 - ``"qdm-bilinear"``: quantile delta mapping (xsdba) on the bilinearly interpolated field.
 
->>> from esmscale import methods
+>>> from esmscale.downscaling import methods
 >>> methods.available()
 ['bilinear', 'cm', 'cm-multistep', 'conservative', 'diffusion-bridge', 'noise-only', 'qdm-bilinear']
 """
@@ -25,8 +25,8 @@ from typing import Any
 import xarray as xr
 
 from esmscale._version import __version__
+from esmscale.downscaling.pipeline import downscale
 from esmscale.errors import EsmscaleError
-from esmscale.pipeline import downscale
 from esmscale.prepare.checks import check_time
 from esmscale.prepare.coords import find_latlon
 from esmscale.prepare.inputs import select_variable

@@ -5,8 +5,8 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from esmscale import ConsistencyConfig, ConsistencyModel, calibrate_noise_level, train
-from esmscale.calibration import spectral_t_star
 from esmscale.datasets import coarsen_block, synthetic_precip
+from esmscale.downscaling.calibration import spectral_t_star
 from esmscale.errors import EsmscaleError
 from esmscale.models.transforms import fit_transform
 from esmscale.prepare import upsample_bilinear
@@ -82,8 +82,8 @@ def test_grid_mismatch_error(world, untrained):
 
 
 def test_calibrate_on_pairs_picks_the_lowest_crps(tiny_train_config):
-    from esmscale.calibration import calibrate_on_pairs
     from esmscale.datasets import synthetic_esm
+    from esmscale.downscaling.calibration import calibrate_on_pairs
 
     obs = synthetic_precip(32, 32, 40, seed=3)
     model = train(obs, tiny_train_config, progress=False)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from esmscale.downscale import denoise_fine, downscale_array, noise_only, resolve_t_star
+from esmscale.downscaling.arrays import denoise_fine, downscale_array, noise_only, resolve_t_star
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.interp import upsample_bilinear
 from tests.models._mixin import tiny_model

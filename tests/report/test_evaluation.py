@@ -15,8 +15,8 @@ import xarray as xr
 from esmscale import metrics as M
 from esmscale.datasets import synthetic_esm, synthetic_precip
 from esmscale.errors import EsmscaleError
-from esmscale.evaluate import evaluate
 from esmscale.report import maps as report_maps
+from esmscale.report.evaluation import evaluate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -234,7 +234,7 @@ def test_docstring_examples():
 
     from esmscale.report import figures, maps, markdown
 
-    evaluate_module = importlib.import_module("esmscale.evaluate")
+    evaluate_module = importlib.import_module("esmscale.report.evaluation")
 
     for module in (evaluate_module, figures, maps, markdown):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

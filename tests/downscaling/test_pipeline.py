@@ -8,7 +8,7 @@ import xarray as xr
 import esmscale
 from esmscale import ConsistencyModel, EsmscaleError
 from esmscale.datasets import synthetic_esm, synthetic_precip, synthetic_temperature
-from esmscale.pipeline import conserve_blocks, downscale
+from esmscale.downscaling.pipeline import conserve_blocks, downscale
 
 KW = {"tile": 32, "halo": 8, "members": 2}
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from esmscale.downscale import denoise_fine
+from esmscale.downscaling.arrays import denoise_fine
 from esmscale.errors import EsmscaleError
 from esmscale.metrics import crps_ensemble, pooled_correlation
 from esmscale.models.consistency import ConsistencyModel
@@ -230,8 +230,8 @@ def calibrate_on_pairs(
     t_star, crps
         The chosen noise level and the CRPS (in ``obs``'s units) for every ``t``.
     """
+    from esmscale.downscaling.pipeline import downscale
     from esmscale.metrics import fair_crps
-    from esmscale.pipeline import downscale
     from esmscale.prepare.units import linear_factors
 
     ref = select_variable(obs, None) if isinstance(obs, xr.Dataset) else obs

@@ -1,0 +1,1 @@
+"""The downscaling task (filled in by the following commits)."""
