@@ -26,7 +26,7 @@ import xarray as xr
 
 from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
-from esmscale.pipeline import check_time, downscale
+from esmscale.pipeline import check_time, downscale, member_coord
 from esmscale.prepare.inputs import select_variable
 from esmscale.prepare.regrid import find_latlon, refine_grid, regrid
 from esmscale.pretrained import load_model
@@ -130,7 +130,8 @@ def _interpolate(
             variable=variable,
         )
     lat, lon = find_latlon(fine)
-    out = fine.transpose(tdim, lat, lon).expand_dims(member=[0]).astype("float32")
+    out = fine.transpose(tdim, lat, lon).expand_dims(member=1).astype("float32")
+    out = out.assign_coords(member=member_coord(1))
     out.attrs = {
         **{k: v for k, v in da.attrs.items() if k != "history"},
         "esmscale_method": method,
