@@ -379,7 +379,7 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> dict[str
         own = ds[name].encoding
         enc[name] = {k: own[k] for k in _KEPT_ENCODING if k in own}
         enc[name]["chunks"] = shape
-    for name, coord in ds.coords.items():
+    for cname, coord in ds.coords.items():
         own = coord.encoding
         cenc = {k: own[k] for k in _KEPT_ENCODING if k in own}
         kind, values = coord.dtype.kind, coord.values
@@ -387,7 +387,7 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> dict[str
             cenc["_FillValue"] = None
         if "dtype" not in cenc and (kind == "M" or (kind == "O" and _is_cftime(values))):
             cenc["dtype"] = "float64"
-        enc[str(name)] = cenc
+        enc[str(cname)] = cenc
     return enc
 
 
