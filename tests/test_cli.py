@@ -168,6 +168,7 @@ def test_console_script_runs():
     assert "downscale" in res.stdout
 
 
+@pytest.mark.slow  # 1804 real days; tests/test_cli_catalog.py is the fast variant
 def test_downscale_from_catalog_entries(tiny_model, tmp_path, capsys):
     """Input, target, reference and historical all given as intake-esm catalog entries."""
     sample_data("climate4r_iberia/CMIP5_Iberia_pr_rcp85.nc")

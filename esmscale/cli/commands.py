@@ -39,10 +39,19 @@ def _cmd_synth(a: argparse.Namespace) -> None:
 
     gen = synthetic_precip if a.variable == "pr" else synthetic_temperature
     ds = gen(a.ny, a.nx, a.days, seed=a.seed)
-    if a.esm_factor:
-        ds = synthetic_esm(ds, factor=a.esm_factor)
+    coarse = synthetic_esm(ds, factor=a.esm_factor) if a.esm_factor else None
     ds.to_netcdf(a.output)
     print(f"wrote {a.output}: {dict(ds.sizes)}")
+    if coarse is not None:  # the fine truth above, its coarse biased counterpart beside it
+        coarse_path = _coarse_path(a.output)
+        coarse.to_netcdf(coarse_path)
+        print(f"wrote {coarse_path}: {dict(coarse.sizes)} (coarse ESM, factor {a.esm_factor})")
+
+
+def _coarse_path(output: str) -> str:
+    """``NAME_coarse.nc`` beside ``NAME.nc``: where ``synth --esm-factor`` puts the coarse field."""
+    path = Path(output)
+    return str(path.with_name(f"{path.stem}_coarse{path.suffix or '.nc'}"))
 
 
 def _cmd_train(a: argparse.Namespace) -> None:

@@ -105,9 +105,10 @@ def _synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         sub,
         "synth",
         "_cmd_synth",
-        "write a synthetic high-resolution (or coarse ESM) dataset",
+        "write a synthetic high-resolution dataset (and its coarse ESM counterpart)",
         "Write a synthetic daily field (precipitation in mm/day or temperature in K) on a "
-        "regular lat/lon grid to NetCDF; with --esm-factor the coarse, biased ESM version.",
+        "regular lat/lon grid to NetCDF; with --esm-factor also its coarse, biased ESM "
+        "counterpart, written beside it as NAME_coarse.nc.",
         """
   esmscale synth obs.nc --ny 64 --nx 64 --days 365
   esmscale synth esm.nc --seed 1 --esm-factor 4
@@ -124,7 +125,8 @@ def _synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--esm-factor",
         type=int,
         default=0,
-        help="if > 0, write the coarse biased ESM counterpart at this factor (0: off)",
+        help="if > 0, also write the coarse biased ESM counterpart at this factor to "
+        "NAME_coarse.nc beside OUTPUT (0: off)",
     )
 
 

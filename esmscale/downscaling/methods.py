@@ -25,7 +25,7 @@ from typing import Any
 import xarray as xr
 
 from esmscale._version import __version__
-from esmscale.downscaling.pipeline import downscale
+from esmscale.downscaling.pipeline import downscale, member_coord
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.checks import check_time
 from esmscale.prepare.coords import find_latlon
@@ -129,7 +129,8 @@ def _interpolate(
             variable=variable,
         )
     lat, lon = find_latlon(fine)
-    out = fine.transpose(tdim, lat, lon).expand_dims(member=[0]).astype("float32")
+    out = fine.transpose(tdim, lat, lon).expand_dims(member=1).astype("float32")
+    out = out.assign_coords(member=member_coord(1))
     out.attrs = {
         **{k: v for k, v in da.attrs.items() if k != "history"},
         "esmscale_method": method,

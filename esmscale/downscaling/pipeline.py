@@ -40,7 +40,7 @@ from esmscale.prepare.regrid import refine_grid, regrid
 from esmscale.prepare.units import linear_factors
 from esmscale.pretrained import load_model
 
-__all__ = ["check_time", "downscale", "output_attrs"]
+__all__ = ["MEMBER_ATTRS", "check_time", "downscale", "member_coord", "output_attrs"]
 
 
 def _spacing(values: np.ndarray) -> float:
@@ -89,6 +89,28 @@ def _block(
     out = transform.inverse(z)
     out[nan[:, region[0], region[1]]] = np.nan
     return out[None]
+
+
+MEMBER_ATTRS = {
+    "standard_name": "realization",
+    "long_name": "ensemble member",
+    "units": "1",
+    "comment": "Members are equally likely draws from the downscaled distribution given the "
+    "coarse input (member m uses its own noise, a function of the seed and m); no member is a "
+    "best estimate: use them together (mean, spread, quantiles).",
+}
+"""CF attributes of the ``member`` coordinate of every downscaled result."""
+
+
+def member_coord(members: int) -> xr.Variable:
+    """The ``member`` coordinate ``0 .. members-1`` (int32, as CF-1.8 has no 64-bit integers).
+
+    Examples
+    --------
+    >>> member_coord(3).attrs["long_name"], member_coord(3).values.tolist()
+    ('ensemble member', [0, 1, 2])
+    """
+    return xr.Variable("member", np.arange(members, dtype=np.int32), attrs=dict(MEMBER_ATTRS))
 
 
 def output_attrs(da: xr.DataArray, model: ConsistencyModel, **provenance: Any) -> dict[str, Any]:
@@ -313,7 +335,12 @@ def downscale(
     result = xr.DataArray(
         out.astype(np.float32),
         dims=("member", tdim, tlat, tlon),
-        coords={"member": np.arange(members), tdim: fine[tdim], tlat: fine[tlat], tlon: fine[tlon]},
+        coords={
+            "member": member_coord(members),
+            tdim: fine[tdim],
+            tlat: fine[tlat],
+            tlon: fine[tlon],
+        },
         name=name,
         attrs=output_attrs(da, cm, **prov),
     )

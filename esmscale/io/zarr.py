@@ -3,9 +3,11 @@
 A store is written in three steps, so that an interrupted write can be resumed:
 
 1. **Template.** All metadata and coordinates are written first (``compute=False``), with one Zarr
-   chunk per Dask chunk, and the root attributes ``esmscale_store = "esmscale-zarr-v1"`` (the
-   marker that the store is ours), ``esmscale_complete = False`` and ``esmscale_variables``
-   (the data variables, checked on resume).
+   chunk per Dask chunk, the CF dataset attributes ``Conventions`` (``"CF-1.8"`` unless the
+   result has its own), ``title`` and ``history`` (the result's, else a line for the write),
+   and the root attributes ``esmscale_store = "esmscale-zarr-v1"`` (the marker that the store
+   is ours), ``esmscale_complete = False`` and ``esmscale_variables`` (the data variables,
+   checked on resume).
 2. **Regions.** Each Dask block of each data variable is written with
    ``to_zarr(region=...)``. Blocks and Zarr chunks coincide, so no two tasks touch the same Zarr
    chunk and every chunk file present in the store is a finished block (the local store writes a
@@ -48,6 +50,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.io.clipstats import plan_counts, seal_counts
 
@@ -405,13 +408,59 @@ def _zarr_chunks(ds: xr.Dataset) -> dict[str, tuple[int, ...]]:
 
 
 def _encoding(ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> dict[str, dict[str, Any]]:
-    """Template encoding: the variables' own CF/codec settings with Zarr chunks = dask chunks."""
+    """Template encoding: the variables' own CF/codec settings with Zarr chunks = dask chunks.
+
+    Coordinates keep their own settings, made CF-1.8 clean where they say nothing: no
+    ``_FillValue`` (CF forbids it on coordinate variables) and times as ``float64`` (CF-1.8 has
+    no 64-bit integer type, xarray's default for times).
+    """
     enc: dict[str, dict[str, Any]] = {}
     for name, shape in chunks.items():
         own = ds[name].encoding
         enc[name] = {k: own[k] for k in _KEPT_ENCODING if k in own}
         enc[name]["chunks"] = shape
+    for cname, coord in ds.coords.items():
+        own = coord.encoding
+        cenc = {k: own[k] for k in _KEPT_ENCODING if k in own}
+        kind, values = coord.dtype.kind, coord.values
+        if "_FillValue" not in cenc and "fill_value" not in cenc:
+            cenc["_FillValue"] = None
+        if "dtype" not in cenc and (kind == "M" or (kind == "O" and _is_cftime(values))):
+            cenc["dtype"] = "float64"
+        enc[str(cname)] = cenc
     return enc
+
+
+def _is_cftime(values: np.ndarray) -> bool:
+    """Whether an object array holds cftime dates."""
+    first = values.flat[0] if values.size else None
+    return type(first).__module__.startswith("cftime")
+
+
+def _global_attrs(ds: xr.Dataset, path: Path) -> dict[str, Any]:
+    """Dataset attributes of a written store: CF ``Conventions``, ``title`` and ``history``.
+
+    ``history`` is the dataset's own, else the data variables' history lines (each once, in
+    order), else one line saying when the store was written.
+    """
+    attrs = dict(ds.attrs)
+    attrs.setdefault("Conventions", "CF-1.8")
+    names = [
+        f"{k} ({v.attrs['long_name']})" if "long_name" in v.attrs else str(k)
+        for k, v in ds.data_vars.items()
+    ]
+    attrs.setdefault("title", "esmscale output: " + ", ".join(names))
+    lines = [str(attrs["history"])] if attrs.get("history") else []
+    if not lines:
+        for var in ds.data_vars.values():
+            for line in str(var.attrs.get("history", "")).splitlines():
+                if line and line not in lines:
+                    lines.append(line)
+    if not lines:  # a result made elsewhere: at least say when and by what it was written
+        now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(f"{now}: written by esmscale {__version__} write_zarr({path.name!r})")
+    attrs["history"] = "\n".join(lines)
+    return attrs
 
 
 def _blocks(var: xr.DataArray) -> Iterator[tuple[tuple[int, ...], dict[str, slice]]]:
@@ -688,7 +737,7 @@ def write_zarr(
     else:
         template = ds.copy(deep=False)
         template.attrs = {
-            **ds.attrs,
+            **_global_attrs(ds, path),
             _MARKER: STORE_FORMAT,
             _COMPLETE: False,
             _VARIABLES: names,

@@ -534,6 +534,13 @@ class QDMCorrector:
         (True, True)
         """
         _check_time(sim, "sim")
+        if sim.sizes["time"] < 2:
+            raise EsmscaleError(
+                f"sim {sim.name!r} has {sim.sizes['time']} time step(s); QDM ranks each value "
+                "within the series being corrected, so a single step has no rank (xsdba returns "
+                "NaN). Correct a whole period at once (a season or more of days), then select "
+                "the days you need."
+            )
         sim_units, sim_qty = _units_of(sim, "sim")
         if sim_qty != self.quantity:
             raise EsmscaleError(

@@ -250,7 +250,7 @@ def test_kill_and_resume(tmp_path):
     b = xr.open_zarr(reference, decode_times=COORDER)
     _assert_bitwise(a["pr"].values, b["pr"].values)
     for ds in (a, b):
-        del ds.attrs["esmscale_written"]  # a timestamp
+        del ds.attrs["esmscale_written"], ds.attrs["history"]  # timestamps
     xr.testing.assert_identical(a.drop_vars("pr"), b.drop_vars("pr"))
 
 
@@ -473,3 +473,90 @@ def test_clipped_fraction_is_computed_with_the_chunks_and_survives_resume(tmp_pa
     # without counts (an ordinary result) no attribute is invented
     write_zarr(raw, tmp_path / "plain.zarr", progress=False)
     assert CLIP_ATTR not in xr.open_zarr(tmp_path / "plain.zarr").pr.attrs
+
+
+def _cf_failures(nc: Path) -> dict[str, list[str]]:
+    """Messages of the failed checks of the IOOS compliance checker's CF-1.8 suite, by level."""
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    CheckSuite.load_all_available_checkers()
+    report = nc.with_suffix(".json")
+    ComplianceChecker.run_checker(
+        str(nc), ["cf:1.8"], 1, "strict", output_filename=str(report), output_format=["json"]
+    )
+    result = json.loads(report.read_text(encoding="utf-8"))["cf:1.8"]
+    return {
+        level: [
+            msg
+            for item in result[f"{level}_priorities"]
+            if item["value"][0] < item["value"][1]
+            for msg in item["msgs"]
+        ]
+        for level in ("high", "medium", "low")
+    }
+
+
+def _as_netcdf(store: Path, nc: Path) -> None:
+    """Copy a store to NetCDF as a user would, for a checker that reads NetCDF only.
+
+    NetCDF has no boolean attributes (``esmscale_complete``), and xarray gives floating-point
+    variables a ``_FillValue`` unless told not to, which CF forbids on coordinates.
+    """
+    with xr.open_zarr(store) as ds:
+        ds.attrs = {k: int(v) if isinstance(v, bool) else v for k, v in ds.attrs.items()}
+        for name in ds.coords:
+            ds[name].encoding["_FillValue"] = None
+        ds.to_netcdf(nc)
+
+
+@pytest.mark.filterwarnings("ignore:The ioos_sos checker is deprecated:DeprecationWarning")
+def test_downscaled_store_passes_the_cf_checker_offline(tmp_path, tiny_model_dir, monkeypatch):
+    import socket
+
+    from esmscale.datasets import synthetic_esm, synthetic_precip
+    from esmscale.pipeline import downscale
+
+    coarse = synthetic_esm(synthetic_precip(16, 16, 3, seed=2)).chunk({"time": 2})
+    store = tmp_path / "out.zarr"
+    write_zarr(downscale(coarse, str(tiny_model_dir), members=2, tile=16, halo=4), store,
+               progress=False)  # fmt: skip
+    attrs = _root_attrs(store)
+    assert attrs["Conventions"] == "CF-1.8"
+    assert "esmscale" in attrs["title"]
+    assert "downscale(model=" in attrs["history"]  # the data variable's provenance line
+    with xr.open_zarr(store) as back:
+        member = back["member"]
+        assert member.dtype == np.int32  # CF-1.8 has no 64-bit integers
+        assert member.attrs["long_name"] == "ensemble member"
+        assert "equally likely" in member.attrs["comment"]
+        for name in back.coords:  # CF: no _FillValue on coordinate variables
+            assert (
+                "_FillValue" not in back[name].attrs
+                and "_FillValue"
+                not in json.loads((store / str(name) / "zarr.json").read_text())["attributes"]
+            ), name
+
+    _as_netcdf(store, tmp_path / "out.nc")
+    attempts: list[object] = []
+
+    def no_network(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    failures = _cf_failures(tmp_path / "out.nc")
+    assert attempts == []  # the checker ran offline (packaged standard-name table)
+    assert failures == {"high": [], "medium": [], "low": []}
+
+
+def test_dataset_attributes_of_any_written_result(tmp_path):
+    store = tmp_path / "plain.zarr"
+    write_zarr(make_result(), store, progress=False)
+    attrs = _root_attrs(store)
+    assert attrs["Conventions"] == "CF-1.8"
+    assert attrs["title"] == "esmscale output: pr (downscaled precipitation)"
+    assert "write_zarr('plain.zarr')" in attrs["history"]  # the result had no history of its own
+    own = make_result().to_dataset().assign_attrs(Conventions="CF-1.11", history="made by hand")
+    write_zarr(own, store, overwrite=True, progress=False)
+    attrs = _root_attrs(store)
+    assert (attrs["Conventions"], attrs["history"]) == ("CF-1.11", "made by hand")

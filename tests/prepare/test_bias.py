@@ -343,3 +343,11 @@ def test_iberia_rcp85_mean_change_kept_only_with_preserve_mean_change():
     assert plain < 0.8, plain
     # per cell the change is exact; the domain mean weights cells by the observed climatology
     assert 0.95 <= mean_kept <= 1.15, mean_kept
+
+
+def test_single_time_step_is_refused_not_nan(pr):
+    _, hist, qdm = pr
+    with pytest.raises(EsmscaleError, match=r"1 time step.*whole period"):
+        qdm.adjust(hist.isel(time=[0]))
+    two = qdm.adjust(hist.isel(time=[0, 1]))
+    assert int(two.notnull().sum()) > 0
