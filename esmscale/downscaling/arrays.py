@@ -1,7 +1,8 @@
-"""Downscale coarse fields with a consistency model: interpolate, add noise at t*, denoise.
+"""The plain-array API: downscale numpy fields on regular grids refined by an integer factor.
 
-This module works on plain numpy arrays on regular grids refined by an integer factor; the
-xarray accessor builds on it.
+:func:`downscale_array` interpolates coarse fields bilinearly, then runs the same tile kernel
+as the xarray pipeline (:func:`esmscale.downscaling.kernel.run_block`, over the whole domain);
+:func:`denoise_fine` and :func:`noise_only` start from fields already on the fine grid.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import os
 
 import numpy as np
 
+from esmscale.downscaling.kernel import sample_fine
+from esmscale.downscaling.plan import plan_grid
+from esmscale.downscaling.spec import BlockSpec
 from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
-from esmscale.models.sampler import DEFAULT_BATCH, consistency_sample, field_noise
 from esmscale.prepare.clipping import clip_negative
 from esmscale.prepare.interp import upsample_bilinear
 from esmscale.prepare.physics import check_values, is_nonnegative, rule_for
 
-__all__ = ["denoise_fine", "downscale_array", "noise_only", "resolve_t_star"]
+__all__ = ["denoise_fine", "downscale_array", "fine_spec", "noise_only", "resolve_t_star"]
 
 
 def resolve_t_star(model: ConsistencyModel, t_star: float | str) -> float:
@@ -41,12 +44,26 @@ def resolve_t_star(model: ConsistencyModel, t_star: float | str) -> float:
     return float(t_star)
 
 
-def _pad(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="reflect")
-    return x, (h, w)
+def fine_spec(
+    model: ConsistencyModel,
+    shape: tuple[int, int],
+    *,
+    t_star: float,
+    seed: int = 0,
+    steps: int = 1,
+    sampler: str = "consistency",
+    grid: dict[str, int | None] | None = None,
+    threads: int | None = None,
+) -> BlockSpec:
+    """The :class:`BlockSpec` of a regional (non-wrapping) fine grid of ``shape``.
+
+    ``grid`` may hold ``tile`` and ``halo`` (defaults as in :func:`esmscale.downscale`, so
+    that both plan the same tiles and draw the same noise).
+    """
+    g = plan_grid(*shape, model.config.multiple, **(grid or {}))
+    return BlockSpec.for_model(
+        model, g, t_star=t_star, seed=seed, steps=steps, sampler=sampler, threads=threads
+    )
 
 
 def denoise_fine(
@@ -58,11 +75,12 @@ def denoise_fine(
     seed: int = 0,
     steps: int = 1,
     time_index: np.ndarray | None = None,
-    tile: tuple[int, int] = (0, 0),
-    batch_size: int = DEFAULT_BATCH,
     network: bool = True,
 ) -> np.ndarray:
-    """Denoise fields already on the fine grid (physical units) into an ensemble.
+    """Denoise fields already on the fine grid (model units) into an ensemble.
+
+    A thin wrapper over the tile kernel (:func:`esmscale.downscaling.kernel.sample_fine`)
+    with the default tiles of :func:`esmscale.downscale` on a regional grid.
 
     Parameters
     ----------
@@ -71,8 +89,8 @@ def denoise_fine(
     time_index
         Global time index of each field (noise identity); defaults to ``arange(time)``.
     network
-        If False, return the noise-only control: the same noisy field mapped back without the
-        network call (used by benchmarks to show what the network adds).
+        If False, return the noise-only control (sampler ``"noise-only"``): the same noisy
+        field mapped back without the network call.
 
     Returns
     -------
@@ -82,36 +100,9 @@ def denoise_fine(
     fine = np.asarray(fine, dtype=np.float32)
     if fine.ndim != 3:
         raise EsmscaleError(f"expected (time, H, W) fields, got shape {fine.shape}.")
-    if members < 1:
-        raise EsmscaleError(f"members={members} must be >= 1.")
-    tr = model.config.transform
-    nt = fine.shape[0]
-    tidx = np.arange(nt) if time_index is None else np.asarray(time_index)
-    if tidx.shape != (nt,):
-        raise EsmscaleError(f"time_index has shape {tidx.shape}; expected ({nt},).")
-    nan = ~np.isfinite(fine)
-    y = tr.forward(fine)
-    y = np.where(nan, tr.fill_value, y).astype(np.float32)
-    y, (h, w) = _pad(y, model.config.multiple)
-    out = np.empty((members, nt, h, w), dtype=np.float32)
-    for m in range(members):
-        noise = np.stack(
-            [
-                np.stack(
-                    [field_noise(seed, m, int(t), y.shape[-2:], tile=tile, step=s) for t in tidx]
-                )
-                for s in range(steps)
-            ]
-        )
-        if network:
-            z = consistency_sample(model, y, t_star, noise, batch_size=batch_size)
-        else:
-            z = y + t_star * noise[0]
-        out[m] = tr.inverse(
-            np.clip(z[..., :h, :w], -1.0, None) if tr.kind == "log" else z[..., :h, :w]
-        )
-    out[:, nan] = np.nan
-    return out
+    sampler = "consistency" if network else "noise-only"
+    spec = fine_spec(model, fine.shape[1:], t_star=t_star, seed=seed, steps=steps, sampler=sampler)
+    return sample_fine(spec, fine, members, time_index)
 
 
 def downscale_array(
@@ -125,6 +116,9 @@ def downscale_array(
     steps: int = 1,
     time_index: np.ndarray | None = None,
     check: str = "raise",
+    tile: int | None = None,
+    halo: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Downscale coarse ``(time, h, w)`` fields by an integer factor into an ensemble.
 
@@ -135,6 +129,12 @@ def downscale_array(
     ``check`` is the physical check of ``coarse`` (``"raise"``, ``"warn"`` or ``"off"``, see
     :mod:`esmscale.prepare.physics`), judged by the model's variable and units; outputs of
     non-negative variables are clipped at 0.
+
+    The fine grid is cut into the same tiles as :func:`esmscale.downscale` (``tile``, ``halo``
+    default to its 64 and 16) and every member runs through the same tile kernel with the
+    same noise, so ``downscale_array`` and ``ds.esm.downscale`` give the same member for the
+    same (seed, member, time index, tile) and the same interpolated input. ``threads`` fixes
+    torch's threads while sampling (None: the process's setting).
 
     Returns
     -------
@@ -171,15 +171,16 @@ def downscale_array(
     check_values(coarse, name=name, attrs=attrs, check=check, dims=("time", "y", "x"))
     f = model.config.factor if factor is None else factor
     fine = upsample_bilinear(coarse, f)
-    out = denoise_fine(
+    spec = fine_spec(
         model,
-        fine,
+        fine.shape[1:],
         t_star=resolve_t_star(model, t_star),
-        members=members,
         seed=seed,
         steps=steps,
-        time_index=time_index,
+        grid={"tile": tile, "halo": halo},
+        threads=threads,
     )
+    out = sample_fine(spec, fine, members, time_index)
     return clip_negative(out)[0] if is_nonnegative(name, attrs) else out
 
 

@@ -7,8 +7,10 @@ for an ESM with excess large-scale power this is just past the crossing), and
 ``t* = sqrt(PSD_obs(k*))``: noise of that variance swamps every scale the ESM misrepresents.
 
 Perfect-model search (not in the paper): coarsen held-out observations by the ESM's factor, so
-the truth is known, downscale them for each ``t`` on a grid and pick the ``t`` with the lowest
-fair CRPS among those whose 4x-pooled correlation with the input stays above ``min_corr``.
+the truth is known, downscale them for each ``t`` on a grid (with the production tile kernel,
+:func:`esmscale.downscaling.kernel.run_block`, and the tiles and noise of
+:func:`esmscale.downscale`) and pick the ``t`` with the lowest fair CRPS among those whose
+4x-pooled correlation with the input stays above ``min_corr``.
 That choice is the package default (``Calibration.t_star``) because it is what the benchmark
 supports; the spectral value is reported beside it.
 """
@@ -23,7 +25,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from esmscale.downscaling.arrays import denoise_fine
+from esmscale.downscaling.arrays import fine_spec
+from esmscale.downscaling.kernel import sample_fine
 from esmscale.errors import EsmscaleError
 from esmscale.metrics import crps_ensemble, pooled_correlation
 from esmscale.models.consistency import ConsistencyModel
@@ -185,7 +188,8 @@ def calibrate_noise_level(
     fine = upsample_bilinear(coarse, f)
     crps, corr = [], []
     for t in t_grid:
-        ens = denoise_fine(model, fine, t_star=float(t), members=max(members, 2), seed=seed)
+        spec = fine_spec(model, fine.shape[1:], t_star=float(t), seed=seed)
+        ens = sample_fine(spec, fine, max(members, 2))
         crps.append(crps_ensemble(ens, truth))
         corr.append(pooled_correlation(ens, coarse, f))
     crps_a, corr_a = np.asarray(crps), np.asarray(corr)

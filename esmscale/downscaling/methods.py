@@ -25,7 +25,8 @@ from typing import Any
 import xarray as xr
 
 from esmscale._version import __version__
-from esmscale.downscaling.pipeline import downscale, member_coord
+from esmscale.downscaling.output import member_coord
+from esmscale.downscaling.pipeline import downscale
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.checks import check_time
 from esmscale.prepare.coords import find_latlon

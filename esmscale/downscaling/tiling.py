@@ -147,7 +147,6 @@ def denoise_region(
     time_index: np.ndarray,
     steps: int = 1,
     batch_size: int = DEFAULT_BATCH,
-    network: bool = True,
     sampler: str = "consistency",
 ) -> np.ndarray:
     """Denoise the output ``region`` of one member from the whole-domain fields ``fine``.
@@ -165,8 +164,6 @@ def denoise_region(
     steps
         Network calls per field (``sampler="consistency"``) or Euler-Maruyama steps
         (``sampler="bridge"``, a diffusion denoiser; the paper's baseline uses 500).
-    network
-        False gives the noise-only control (the noisy input, no network call).
     sampler
         A name registered in :data:`esmscale.models.sampler.SAMPLERS`.
 
@@ -203,8 +200,6 @@ def denoise_region(
             for s in range(spec.draws(steps))
         ]
     )
-    if not network:
-        spec = SAMPLERS.get("noise-only")
     y_out = spec.run(model, x_in, t_star, noise, batch_size=batch_size)
     for k, (w, t) in enumerate(pairs):
         iy, ix = w

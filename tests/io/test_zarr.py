@@ -514,7 +514,7 @@ def test_downscaled_store_passes_the_cf_checker_offline(tmp_path, tiny_model_dir
     import socket
 
     from esmscale.datasets import synthetic_esm, synthetic_precip
-    from esmscale.pipeline import downscale
+    from esmscale.downscaling.pipeline import downscale
 
     coarse = synthetic_esm(synthetic_precip(16, 16, 3, seed=2)).chunk({"time": 2})
     store = tmp_path / "out.zarr"

@@ -1,0 +1,119 @@
+"""Step 1 of the pipeline, prepare the inputs: variable, time, physics, units, regrid, bias.
+
+:func:`prepare_inputs` turns what the user gave into fine-grid fields in the model's units,
+lazily for Dask input, and records what the later steps need (:class:`PreparedInput`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from esmscale.downscaling.plan import spacing
+from esmscale.errors import EsmscaleError
+from esmscale.models.consistency import ConsistencyModel
+from esmscale.prepare.checks import check_time
+from esmscale.prepare.coords import find_latlon
+from esmscale.prepare.inputs import open_dataset, select_variable
+from esmscale.prepare.physics import check_field
+from esmscale.prepare.regrid import refine_grid, regrid
+from esmscale.prepare.units import linear_factors
+
+__all__ = ["PreparedInput", "as_xarray", "prepare_inputs"]
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """The input after step 1.
+
+    Attributes
+    ----------
+    da
+        The selected (and checked) input variable, in its own units on its own grid.
+    fine
+        ``(time, lat, lon)`` float32 fields on the target grid in the model's units (after
+        bias correction, if any).
+    name, tdim, lat, lon
+        Variable name and the dims of ``fine``.
+    scale, offset
+        ``model units = input units * scale + offset``.
+    """
+
+    da: xr.DataArray
+    fine: xr.DataArray
+    name: str
+    tdim: str
+    lat: str
+    lon: str
+    scale: float
+    offset: float
+
+
+def as_xarray(obj: Any) -> xr.Dataset | xr.DataArray:
+    """``obj`` itself if it is xarray, the lazily opened store if it is a path."""
+    if isinstance(obj, str | os.PathLike):
+        return open_dataset(obj)
+    if not isinstance(obj, xr.Dataset | xr.DataArray):
+        raise EsmscaleError(
+            f"downscale(obj, model): obj is a {type(obj).__name__}; give an xarray Dataset or "
+            "DataArray, or the path of a NetCDF file or Zarr store (numpy arrays: "
+            "esmscale.downscale_array)."
+        )
+    return obj
+
+
+def _target(da: xr.DataArray, cm: ConsistencyModel, target: Any) -> xr.Dataset | xr.DataArray:
+    tgt = refine_grid(da, cm.config.factor) if target is None else target
+    lat, tlat = find_latlon(da)[0], find_latlon(tgt)[0]
+    if spacing(tgt[tlat].values) >= spacing(da[lat].values):
+        raise EsmscaleError(
+            f"target grid spacing {spacing(tgt[tlat].values):.4g} deg is not finer than the "
+            f"input's {spacing(da[lat].values):.4g} deg; downscaling needs a finer target."
+        )
+    return tgt
+
+
+def prepare_inputs(
+    obj: xr.Dataset | xr.DataArray,
+    cm: ConsistencyModel,
+    *,
+    target: xr.Dataset | xr.DataArray | None = None,
+    variable: str | None = None,
+    check: str = "raise",
+    regrid_method: str = "bilinear",
+    bias: dict[str, Any] | None = None,
+) -> PreparedInput:
+    """Select, check, convert, regrid and bias-correct ``obj`` for model ``cm``.
+
+    ``bias`` holds the keyword arguments of :func:`esmscale.prepare.bias.bias_correct`
+    (``bias_correction``, ``reference``, ``historical``); None or a None ``bias_correction``
+    skips it.
+    """
+    tr = cm.config.transform
+    da = select_variable(obj, variable)
+    name = str(da.name) if da.name is not None else cm.config.variable
+    tdim = check_time(da)
+    da = check_field(da, check)
+    scale, offset = linear_factors(da.attrs.get("units"), tr.units, name)
+    tgt = _target(da, cm, target)
+    tlat, tlon = find_latlon(tgt)
+    fine = regrid(da, tgt, method=regrid_method, mask=True)
+    fine = (fine * scale + offset).assign_attrs(units=tr.units)
+    if bias and bias.get("bias_correction") is not None:
+        from esmscale.prepare.bias import bias_correct
+
+        fine = bias_correct(
+            fine,
+            bias["bias_correction"],
+            units=tr.units,
+            reference=bias.get("reference"),
+            historical=bias.get("historical"),
+            variable=variable,
+            regrid_method=regrid_method,
+        )
+    fine = fine.transpose(tdim, tlat, tlon).astype(np.float32)
+    return PreparedInput(da, fine, name, tdim, tlat, tlon, scale, offset)

@@ -1,0 +1,136 @@
+"""The tile kernel: the one place where fields meet the network.
+
+:func:`run_block` turns fine-grid fields in model units into one member's output over a region
+of the grid: transform into the network's space, fill NaN cells, noise and denoise every tile
+window touching the region through the sampler registry (:func:`~esmscale.downscaling.tiling.
+denoise_region`), clip below the transform's floor, transform back and put NaN back. The Dask
+graph of :func:`esmscale.downscale` runs it once per output chunk; :func:`sample_fine` runs it
+over the whole domain for the plain-array API, the calibration's t* searches and the
+benchmarks. Same spec, member, time index and tile: same field, whichever entry point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from esmscale.downscaling.spec import BlockSpec
+from esmscale.downscaling.tiling import denoise_region, fixed_threads
+from esmscale.errors import EsmscaleError
+from esmscale.io.model_cache import cached_model
+from esmscale.models.consistency import ConsistencyModel
+
+__all__ = ["TIME_CHUNK", "block_task", "run_block", "sample_fine"]
+
+#: Fields per kernel call in :func:`sample_fine` (bounds memory; results do not depend on it).
+TIME_CHUNK = 16
+
+
+def _model(spec: BlockSpec) -> ConsistencyModel:
+    if isinstance(spec.model, ConsistencyModel):
+        return spec.model
+    return cached_model(spec.model)  # type: ignore[no-any-return]
+
+
+def run_block(
+    spec: BlockSpec,
+    fine: np.ndarray,
+    region: tuple[slice, slice],
+    member: int,
+    time_index: np.ndarray,
+) -> np.ndarray:
+    """One member over ``region`` of the grid, from whole-domain fields.
+
+    Parameters
+    ----------
+    spec
+        The run's settings (model, tile grid, t*, seed, steps, sampler, threads).
+    fine
+        ``(time, ny, nx)`` fields on the whole fine grid in the model's units; NaN cells
+        (e.g. sea) stay NaN in the output.
+    region
+        ``(y slice, x slice)`` of the grid to produce.
+    member
+        Ensemble member (noise identity).
+    time_index
+        Global time index of each field (noise identity).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(time, region ny, region nx)`` float32 in the model's units.
+    """
+    fine = np.asarray(fine, dtype=np.float32)
+    time_index = np.asarray(time_index)
+    if fine.ndim != 3 or time_index.shape != fine.shape[:1]:
+        raise EsmscaleError(
+            f"run_block: fields of shape {fine.shape} and time_index of shape "
+            f"{time_index.shape}; give (time, ny, nx) fields and one index per field."
+        )
+    tr = spec.transform
+    y = np.asarray(tr.forward(fine), dtype=np.float32)
+    nan = ~np.isfinite(y)
+    y[nan] = tr.fill_value
+    threads = contextlib.nullcontext() if spec.threads is None else fixed_threads(spec.threads)
+    with threads:
+        z = denoise_region(
+            _model(spec),
+            y,
+            spec.grid,
+            region,
+            t_star=spec.t_star,
+            member=member,
+            seed=spec.seed,
+            time_index=time_index,
+            steps=spec.steps,
+            batch_size=spec.batch_size,
+            sampler=spec.sampler,
+        )
+    if tr.kind == "log":
+        z = np.clip(z, -1.0, None)
+    out = np.asarray(tr.inverse(z), dtype=np.float32)
+    out[nan[:, region[0], region[1]]] = np.nan
+    return out
+
+
+def block_task(
+    spec: BlockSpec,
+    fine: np.ndarray,
+    region: tuple[slice, slice],
+    member: int,
+    time_index: np.ndarray,
+) -> np.ndarray:
+    """:func:`run_block` with a leading member axis: one Dask task of the pipeline's graph."""
+    return run_block(spec, fine, region, member, time_index)[None]
+
+
+def sample_fine(
+    spec: BlockSpec,
+    fine: np.ndarray,
+    members: int,
+    time_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """An ensemble over the whole domain: :func:`run_block` per member and chunk of time.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(members, time, ny, nx)`` float32 in the model's units.
+    """
+    fine = np.asarray(fine, dtype=np.float32)
+    if fine.ndim != 3:
+        raise EsmscaleError(f"expected (time, ny, nx) fields, got shape {fine.shape}.")
+    if members < 1:
+        raise EsmscaleError(f"members={members} must be >= 1.")
+    nt = fine.shape[0]
+    tidx = np.arange(nt) if time_index is None else np.asarray(time_index)
+    if tidx.shape != (nt,):
+        raise EsmscaleError(f"time_index has shape {tidx.shape}; expected ({nt},).")
+    whole = (slice(0, spec.grid.ny), slice(0, spec.grid.nx))
+    out = np.empty((members, *fine.shape), dtype=np.float32)
+    for m in range(members):
+        for t0 in range(0, nt, TIME_CHUNK):
+            sl = slice(t0, t0 + TIME_CHUNK)
+            out[m, sl] = run_block(spec, fine[sl], whole, m, tidx[sl])
+    return out
