@@ -515,3 +515,20 @@ def test_forecast_cli_records_clipped_fraction(tmp_path, capsys):
     with xr.open_dataset(out) as ds:
         assert ds.pr.attrs["esmscale_clipped_fraction"] == 0.0
         assert float(ds.pr.min()) >= 0.0
+
+
+def test_downscale_method_flag_runs_a_registered_method(tiny_model, esm_file, tmp_path, capsys):
+    from esmscale.cli.parser import DOWNSCALING_METHODS
+    from esmscale.downscaling import methods
+
+    assert list(DOWNSCALING_METHODS) == methods.available()
+    base = ["downscale", str(esm_file), "--model", str(tiny_model), "--quiet"]
+    assert main([*base, "--method", "bilinear", "--output", str(tmp_path / "b.zarr")]) == 0
+    assert "method bilinear" in capsys.readouterr().out
+    ds = xr.open_zarr(tmp_path / "b.zarr")
+    assert ds.pr.shape == (1, 6, 32, 48)
+    assert ds.pr.attrs["esmscale_method"] == "bilinear"
+    assert main([*base, "--method", "krige", "--output", str(tmp_path / "k.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "'krige'" in err and "'cm-multistep'" in err and "'qdm-bilinear'" in err
+    assert not (tmp_path / "k.zarr").exists()

@@ -189,11 +189,12 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     import time
 
     import esmscale  # noqa: F401  (registers the accessor)
-    from esmscale.downscaling.pipeline import downscale
+    from esmscale.downscaling import methods
     from esmscale.io.zarr import write_zarr
     from esmscale.prepare import check_field, open_dataset, select_variable
 
     t0 = time.perf_counter()
+    method = methods.get(a.method)  # an unknown name lists the registered ones
     chunks = _parse_chunks(a.chunks)
     root = a.catalog_root
     ds = open_dataset(a.input, root)
@@ -218,14 +219,15 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
         if target is None:
             target = kwargs["reference"]
     t_star: float | str = "auto" if a.t_star == "auto" else float(a.t_star)
-    result = downscale(
+    if a.steps is not None:
+        kwargs["steps"] = a.steps
+    result = method(
         da,
         a.model,
         target=target,
         members=a.members,
         seed=a.seed,
         t_star=t_star,
-        steps=a.steps,
         chunks=chunks or None,
         check="off",  # checked above
         **kwargs,
@@ -260,7 +262,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
         f"wrote {a.output}: {n_fields} fields ({result.sizes['member']} members x "
         f"{result.sizes[result.dims[1]]} times) on a {result.shape[-2]}x{result.shape[-1]} grid, "
         f"{summary.n_chunks_written} chunks written, {summary.n_chunks_skipped} already there, "
-        f"{n_fields / seconds:.2f} fields/s, t*={result.attrs['esmscale_t_star']:.3f}"
+        f"{n_fields / seconds:.2f} fields/s, method {a.method}"
+        + (f", t*={ts:.3f}" if (ts := result.attrs.get("esmscale_t_star")) is not None else "")
     )
 
 

@@ -11,8 +11,19 @@ import textwrap
 
 from esmscale._version import __version__
 
-__all__ = ["FORECAST_BASELINES", "FORECAST_NETWORKS", "build_parser"]
+__all__ = ["DOWNSCALING_METHODS", "FORECAST_BASELINES", "FORECAST_NETWORKS", "build_parser"]
 
+#: Downscaling methods (``esmscale.downscaling.methods.available()``; a test keeps them equal,
+#: listed here so that ``--help`` imports nothing heavy).
+DOWNSCALING_METHODS = (
+    "bilinear",
+    "cm",
+    "cm-multistep",
+    "conservative",
+    "diffusion-bridge",
+    "noise-only",
+    "qdm-bilinear",
+)
 #: Forecast methods that need no training (``esmscale.forecast.available_methods()``).
 FORECAST_BASELINES = ("climatology", "optical_flow", "persistence")
 #: Trainable forecasting networks (``esmscale.forecast.training``).
@@ -215,6 +226,13 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "$ESMSCALE_CATALOG_ROOT, else the catalog's folder)",
     )
     w.add_argument("--model", default="synthetic-pr-4x", help="model name or checkpoint folder")
+    w.add_argument(
+        "--method",
+        default="cm",
+        help="downscaling method, a name in esmscale.downscaling.methods: "
+        + ", ".join(DOWNSCALING_METHODS)
+        + " (an unknown name lists the registered ones)",
+    )
     w.add_argument("--output", required=True, help="output Zarr store (OUT.zarr)")
     w.add_argument(
         "--variable", default=None, help="variable name if the input has several (default: the one)"
@@ -227,7 +245,13 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="noise level t* (dimensionless, in the model's normalised space) or 'auto' for the "
         "model's calibrated value",
     )
-    w.add_argument("--steps", type=int, default=1, help="network calls per member")
+    w.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="network calls (or bridge steps) per member (default: the method's own: 1 for cm, "
+        "4 for cm-multistep, 500 for diffusion-bridge)",
+    )
     w.add_argument(
         "--target",
         default=None,
