@@ -1,10 +1,15 @@
 """esmscale: zero-shot probabilistic downscaling of Earth system model output.
 
-The path a field takes: :mod:`esmscale.prepare` (data enters: variable, units, interpolation)
--> :mod:`esmscale.models` (the consistency model and sampling kernels run) -> :mod:`esmscale.io`
-(checkpoints and stores, where results leave). :mod:`esmscale.downscaling.calibration` picks
-the noise level t*, :mod:`esmscale.downscaling.training` trains models, :mod:`esmscale.datasets`
-generates synthetic worlds.
+The path a field takes through :func:`downscale` (also ``ds.esm.downscale`` and
+``esmscale downscale``): :mod:`esmscale.prepare` brings it in (variable, time and physics
+checks, units, regrid onto the target grid, optional QDM), :mod:`esmscale.downscaling` plans
+fixed tiles of the target grid and builds one Dask task per output chunk, each the tile kernel
+:func:`esmscale.downscaling.kernel.run_block` on one frozen
+:class:`~esmscale.downscaling.spec.BlockSpec` (the network of :mod:`esmscale.models` runs
+there), then wraps the output (units back, CF attributes, provenance); :mod:`esmscale.io`
+writes it to Zarr. :func:`downscale_array` and every t* search of
+:func:`calibrate_noise_level` call the same kernel. :func:`train` trains models,
+:mod:`esmscale.datasets` generates synthetic worlds, :func:`evaluate` scores results.
 
 Importing the package is light: the names below are imported on first use (PEP 562), so that
 ``esmscale --help`` does not load torch or xarray. The ``.esm`` accessor is registered on xarray
