@@ -102,7 +102,7 @@ class _DeprecatedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         target = importlib.import_module(new)
         names = getattr(target, "__all__", [n for n in vars(target) if not n.startswith("_")])
         module.__dict__.update({n: getattr(target, n) for n in names})
-        module.__all__ = list(names)
+        setattr(module, "__all__", list(names))  # noqa: B010
         module.__doc__ = f"Deprecated alias of :mod:`{new}`."
 
         def forward(name: str) -> Any:  # private names too, for old pickles and tests

@@ -60,7 +60,8 @@ def fine_spec(
     ``grid`` may hold ``tile`` and ``halo`` (defaults as in :func:`esmscale.downscale`, so
     that both plan the same tiles and draw the same noise).
     """
-    g = plan_grid(*shape, model.config.multiple, **(grid or {}))
+    opts = grid or {}
+    g = plan_grid(*shape, model.config.multiple, tile=opts.get("tile"), halo=opts.get("halo"))
     return BlockSpec.for_model(
         model, g, t_star=t_star, seed=seed, steps=steps, sampler=sampler, threads=threads
     )

@@ -30,7 +30,7 @@ TIME_CHUNK = 16
 def _model(spec: BlockSpec) -> ConsistencyModel:
     if isinstance(spec.model, ConsistencyModel):
         return spec.model
-    return cached_model(spec.model)  # type: ignore[no-any-return]
+    return cached_model(spec.model)
 
 
 def run_block(
