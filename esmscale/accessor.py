@@ -2,7 +2,7 @@
 
 >>> import esmscale  # registers the accessor
 >>> # ds.esm.downscale("synthetic-pr-4x", members=4)   -> esmscale.downscaling.pipeline.downscale
->>> # ds.esm.calibrate(obs, model)                     -> esmscale.downscaling.calibration
+>>> # ds.esm.calibrate(obs, model)    -> esmscale.downscaling.calibration.calibrate_esm
 >>> # ds.esm.psd()                                     -> esmscale.metrics.radial_psd
 """
 
@@ -49,23 +49,15 @@ class EsmAccessor:
         variable: str | None = None,
         **kwargs: Any,
     ) -> Calibration:
-        """Choose t* for this ESM against observations ``obs`` (regridded onto their grid).
+        """Choose t* for this ESM against observations ``obs``.
 
-        See :func:`esmscale.downscaling.calibration.calibrate_noise_level`; ``kwargs`` go there.
+        See :func:`esmscale.downscaling.calibration.calibrate_esm` (the function the CLI's
+        ``esmscale calibrate`` runs too); ``kwargs`` (``held_out``, ``check``, ``progress``,
+        ``t_grid``, ``members``, ...) go there.
         """
-        from esmscale.downscaling.calibration import calibrate_noise_level
-        from esmscale.prepare.inputs import select_variable
-        from esmscale.prepare.regrid import regrid
-        from esmscale.prepare.units import linear_factors
-        from esmscale.pretrained import load_model
+        from esmscale.downscaling.calibration import calibrate_esm
 
-        cm = load_model(model)
-        esm = select_variable(self._obj, variable)
-        ref = select_variable(obs, variable)
-        units = cm.config.transform.units
-        s, o = linear_factors(esm.attrs.get("units"), units, str(esm.name))
-        fine = (regrid(esm, ref) * s + o).assign_attrs(units=units)
-        return calibrate_noise_level(ref, fine, cm, **kwargs)
+        return calibrate_esm(self._obj, obs, model, variable=variable, **kwargs)
 
     def psd(self, variable: str | None = None) -> xr.DataArray:
         """Time-mean radially averaged PSD against wavenumber in cycles per degree.

@@ -152,9 +152,12 @@ def test_synth_train_calibrate(tmp_path, capsys):
         )
         == 0
     )
-    text = capsys.readouterr().out
+    text, err = capsys.readouterr()
     assert "recommended t*" in text
     assert ConsistencyModel.from_pretrained(cal).config.t_star is not None
+    # progress on stderr, one step per t of the search (it was silent for minutes)
+    assert "calibrate" in err and "10/10" in err and "t=0.8" in err
+    assert "11/10" not in err and "calibrate: 11t" not in err  # the grid is walked once
 
 
 def test_console_script_runs():

@@ -94,40 +94,19 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
 
 def _cmd_calibrate(a: argparse.Namespace) -> None:
-    import numpy as np
-
-    from esmscale.datasets import coarsen_block
-    from esmscale.downscaling.calibration import calibrate_noise_level
-    from esmscale.prepare import (
-        check_field,
-        field_values,
-        open_dataset,
-        select_variable,
-        upsample_bilinear,
-    )
+    from esmscale.downscaling.calibration import calibrate_esm
+    from esmscale.prepare import open_dataset
     from esmscale.pretrained import load_model
 
     model = load_model(a.model)
-    units = model.config.transform.units
-
-    def load(path: str) -> np.ndarray:
-        return field_values(
-            check_field(select_variable(open_dataset(path), a.variable), a.check), units
-        )
-
-    obs = load(a.obs)
-    held = load(a.held_out)
-    f = model.config.factor
-    if a.esm:
-        esm = load(a.esm)
-        esm_fine = upsample_bilinear(esm, obs.shape[-1] // esm.shape[-1])
-    else:
-        esm_fine = upsample_bilinear(coarsen_block(held, f), f)
-    cal = calibrate_noise_level(
-        obs,
-        esm_fine,
+    cal = calibrate_esm(
+        open_dataset(a.esm) if a.esm else None,
+        open_dataset(a.obs),
         model,
-        held_out=held,
+        held_out=open_dataset(a.held_out),
+        variable=a.variable,
+        check=a.check,
+        progress=not a.quiet,
         members=a.members,
         max_fields=a.max_fields,
         min_corr=a.min_corr,

@@ -297,8 +297,8 @@ def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "_cmd_calibrate",
         "choose t* (spectral rule and perfect-model search)",
         "Choose the noise level t* of a model for an ESM: the spectral crossing rule, and with "
-        "held-out observations a perfect-model CRPS search over t. Prints the choice; with "
-        "--output saves the model with it.",
+        "held-out observations a perfect-model CRPS search over t (a progress bar per t on "
+        "stderr; --quiet hides it). Prints the choice; with --output saves the model with it.",
         """
   esmscale calibrate runs/pr/model --obs obs.nc --held-out held.nc
   esmscale calibrate runs/pr/model --obs obs.nc --held-out held.nc --esm esm.nc --output cal
@@ -328,6 +328,7 @@ def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument(
         "--output", default=None, help="save the model with the chosen t* here (default: not saved)"
     )
+    _quiet(c)
     _check(c)
 
 

@@ -32,11 +32,13 @@ from esmscale.metrics import crps_ensemble, pooled_correlation
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.prepare.inputs import field_values, select_variable
 from esmscale.prepare.interp import coarsen_block, upsample_bilinear
+from esmscale.prepare.physics import check_field
 from esmscale.spectra import rapsd
 
 __all__ = [
     "DEFAULT_T_GRID",
     "Calibration",
+    "calibrate_esm",
     "calibrate_noise_level",
     "calibrate_on_pairs",
     "spectral_t_star",
@@ -139,6 +141,7 @@ def calibrate_noise_level(
     min_corr: float = 0.95,
     seed: int = 0,
     tol: float = 0.1,
+    progress: bool = False,
 ) -> Calibration:
     """Choose the noise level t* for a model and an ESM.
 
@@ -158,11 +161,15 @@ def calibrate_noise_level(
         Ensemble size and number of held-out fields used in the search.
     min_corr
         Minimum pooled correlation with the input for a ``t`` to be eligible.
+    progress
+        Show a progress bar over ``t_grid`` during the perfect-model search.
 
     Returns
     -------
     Calibration
     """
+    from tqdm.auto import tqdm
+
     from esmscale.pretrained import load_model
 
     model = load_model(model)
@@ -187,11 +194,14 @@ def calibrate_noise_level(
     coarse = coarsen_block(truth, f)
     fine = upsample_bilinear(coarse, f)
     crps, corr = [], []
-    for t in t_grid:
+    bar = tqdm(t_grid, desc="calibrate", unit="t", disable=not progress)
+    for t in bar:
+        bar.set_postfix_str(f"t={float(t):g}")
         spec = fine_spec(model, fine.shape[1:], t_star=float(t), seed=seed)
         ens = sample_fine(spec, fine, max(members, 2))
         crps.append(crps_ensemble(ens, truth))
         corr.append(pooled_correlation(ens, coarse, f))
+    bar.close()
     crps_a, corr_a = np.asarray(crps), np.asarray(corr)
     ok = corr_a >= min_corr
     pool = np.flatnonzero(ok) if ok.any() else np.arange(len(crps_a))
@@ -248,3 +258,78 @@ def calibrate_on_pairs(
         s, o = linear_factors(res.attrs.get("units"), str(ref.attrs.get("units")), str(ref.name))
         scores[float(t)] = float(fair_crps((res * s + o).assign_attrs(ref.attrs), ref))
     return min(scores, key=lambda k: scores[k]), scores
+
+
+def _field(
+    obj: xr.Dataset | xr.DataArray, variable: str | None, model: ConsistencyModel, check: str
+) -> xr.DataArray:
+    """``variable`` (default: the model's, or the only one) after the physical checks."""
+    if variable is None and isinstance(obj, xr.Dataset) and model.config.variable in obj:
+        variable = model.config.variable
+    return check_field(select_variable(obj, variable), check)
+
+
+def calibrate_esm(
+    esm: xr.Dataset | xr.DataArray | None,
+    obs: xr.Dataset | xr.DataArray,
+    model: ConsistencyModel | str | os.PathLike[str],
+    *,
+    held_out: xr.Dataset | xr.DataArray | None = None,
+    variable: str | None = None,
+    check: str = "raise",
+    progress: bool = False,
+    **search_kwargs: Any,
+) -> Calibration:
+    """Choose t* for an ESM against observations: what ``ds.esm.calibrate`` and the CLI run.
+
+    The inputs are prepared as :func:`esmscale.downscale` prepares its input: ``variable`` is
+    selected in each, the physical checks run (``check``), values are converted to the model's
+    units and the ESM is regridded bilinearly onto the observation grid. Then
+    :func:`calibrate_noise_level` chooses t*.
+
+    Parameters
+    ----------
+    esm
+        The coarse ESM. None: the held-out observations coarsened by the model's factor (block
+        mean) and upsampled bilinearly stand in for it (a perfect-model spectral rule).
+    obs
+        High-resolution observations on the grid the model downscales to.
+    model
+        The consistency model, a shipped model's name or a checkpoint path.
+    held_out
+        Observations not used in training, for the perfect-model search (needed if ``esm`` is
+        None).
+    variable
+        Variable name in the inputs (default: the model's variable if present, else the one).
+    check
+        ``"raise"``, ``"warn"`` or ``"off"``: see :func:`esmscale.prepare.check_field`.
+    progress
+        Show a progress bar over the t grid of the perfect-model search.
+    **search_kwargs
+        Passed to :func:`calibrate_noise_level` (``t_grid``, ``members``, ``max_fields``,
+        ``min_corr``, ``seed``, ``tol``).
+
+    Returns
+    -------
+    Calibration
+    """
+    from esmscale.prepare.regrid import regrid
+    from esmscale.pretrained import load_model
+
+    cm = load_model(model)
+    units = cm.config.transform.units
+    ref = _field(obs, variable, cm, check)
+    held = None if held_out is None else field_values(_field(held_out, variable, cm, check), units)
+    if esm is not None:
+        fine = field_values(regrid(_field(esm, variable, cm, check), ref, method="bilinear"), units)
+    elif held is not None:
+        f = cm.config.factor
+        fine = upsample_bilinear(coarsen_block(held, f), f)
+    else:
+        raise EsmscaleError(
+            "calibrate_esm: esm is None and held_out is None; give the ESM, or held-out "
+            "observations to coarsen in its place."
+        )
+    return calibrate_noise_level(
+        field_values(ref, units), fine, cm, held_out=held, progress=progress, **search_kwargs
+    )

@@ -20,6 +20,7 @@ Every method is called as ``fn(obj, model, **kwargs)`` and returns the same kind
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import xarray as xr
@@ -83,32 +84,67 @@ def _bridge(
     return downscale(obj, model, steps=steps, sampler="bridge", **kwargs)
 
 
+@dataclass(frozen=True)
+class _Baseline:
+    """An interpolation baseline: its registered name, how it regrids, whether QDM follows."""
+
+    name: str
+    regrid_method: str
+    qdm: bool = False
+
+
+#: Options of the network methods that the interpolation baselines accept and ignore.
+_IGNORED = frozenset(
+    {"members", "seed", "t_star", "steps", "tile", "halo", "chunks", "threads", "conserve"}
+)
+#: Options of quantile delta mapping (used by ``qdm-bilinear``, accepted by all baselines).
+_QDM_OPTIONS = frozenset({"bias_correction", "reference", "historical"})
+
+
+def _quantile_mapped(
+    fine: xr.DataArray, units: str, variable: str | None, options: dict[str, Any]
+) -> xr.DataArray:
+    """``fine`` after quantile delta mapping (:func:`esmscale.prepare.bias.bias_correct`)."""
+    from esmscale.prepare.bias import bias_correct
+
+    return bias_correct(
+        fine,
+        options.get("bias_correction") or "qdm",
+        units=units,
+        reference=options.get("reference"),
+        historical=options.get("historical"),
+        variable=variable,
+    )
+
+
+def _as_ensemble(fine: xr.DataArray, da: xr.DataArray, tdim: str, b: _Baseline) -> xr.DataArray:
+    """One-member ``(member, time, lat, lon)`` float32 output with the input's attributes."""
+    lat, lon = find_latlon(fine)
+    out = fine.transpose(tdim, lat, lon).expand_dims(member=1).astype("float32")
+    out = out.assign_coords(member=member_coord(1))
+    out.attrs = {
+        **{k: v for k, v in da.attrs.items() if k != "history"},
+        "esmscale_method": b.name,
+        "esmscale_version": __version__,
+        "history": f"esmscale {__version__}: {b.name} interpolation"
+        + (" after quantile delta mapping" if b.qdm else ""),
+    }
+    out.name = da.name
+    return out
+
+
 def _interpolate(
     obj: xr.Dataset | xr.DataArray,
     model: Any,
+    baseline: _Baseline,
     *,
-    method: str,
     target: xr.Dataset | xr.DataArray | None = None,
     variable: str | None = None,
     factor: int | None = None,
-    qdm: bool = False,
-    bias_correction: Any = None,
-    reference: xr.Dataset | xr.DataArray | None = None,
-    historical: xr.Dataset | xr.DataArray | None = None,
     check: str = "raise",
-    **ignored: Any,
+    **options: Any,
 ) -> xr.DataArray | xr.Dataset:
-    unknown = set(ignored) - {
-        "members",
-        "seed",
-        "t_star",
-        "steps",
-        "tile",
-        "halo",
-        "chunks",
-        "threads",
-        "conserve",
-    }
+    unknown = set(options) - _IGNORED - _QDM_OPTIONS
     if unknown:
         raise EsmscaleError(f"interpolation baselines do not take {sorted(unknown)}.")
     da = select_variable(obj, variable)
@@ -117,29 +153,10 @@ def _interpolate(
     if factor is None:
         factor = load_model(model).config.factor if model is not None else 4
     tgt = refine_grid(da, factor) if target is None else target
-    fine = regrid(da, tgt, method="bilinear" if method == "qdm-bilinear" else method)
-    if qdm:
-        from esmscale.prepare.bias import bias_correct
-
-        fine = bias_correct(
-            fine,
-            bias_correction or "qdm",
-            units=str(da.attrs.get("units")),
-            reference=reference,
-            historical=historical,
-            variable=variable,
-        )
-    lat, lon = find_latlon(fine)
-    out = fine.transpose(tdim, lat, lon).expand_dims(member=1).astype("float32")
-    out = out.assign_coords(member=member_coord(1))
-    out.attrs = {
-        **{k: v for k, v in da.attrs.items() if k != "history"},
-        "esmscale_method": method,
-        "esmscale_version": __version__,
-        "history": f"esmscale {__version__}: {method} interpolation"
-        + (" after quantile delta mapping" if qdm else ""),
-    }
-    out.name = da.name
+    fine = regrid(da, tgt, method=baseline.regrid_method)
+    if baseline.qdm:
+        fine = _quantile_mapped(fine, str(da.attrs.get("units")), variable, options)
+    out = _as_ensemble(fine, da, tdim, baseline)
     return out.to_dataset() if isinstance(obj, xr.Dataset) else out
 
 
@@ -147,18 +164,18 @@ def _interpolate(
 def _bilinear(
     obj: xr.Dataset | xr.DataArray, model: Any = None, **kwargs: Any
 ) -> xr.DataArray | xr.Dataset:
-    return _interpolate(obj, model, method="bilinear", **kwargs)
+    return _interpolate(obj, model, _Baseline("bilinear", "bilinear"), **kwargs)
 
 
 @register("conservative")
 def _conservative(
     obj: xr.Dataset | xr.DataArray, model: Any = None, **kwargs: Any
 ) -> xr.DataArray | xr.Dataset:
-    return _interpolate(obj, model, method="conservative", **kwargs)
+    return _interpolate(obj, model, _Baseline("conservative", "conservative"), **kwargs)
 
 
 @register("qdm-bilinear")
 def _qdm_bilinear(
     obj: xr.Dataset | xr.DataArray, model: Any = None, **kwargs: Any
 ) -> xr.DataArray | xr.Dataset:
-    return _interpolate(obj, model, method="qdm-bilinear", qdm=True, **kwargs)
+    return _interpolate(obj, model, _Baseline("qdm-bilinear", "bilinear", qdm=True), **kwargs)

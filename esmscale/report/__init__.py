@@ -1,5 +1,8 @@
 """Figures and the Markdown report written by :func:`esmscale.evaluate`.
 
+:mod:`esmscale.report.evaluation` holds :func:`~esmscale.report.evaluation.evaluate`, which
+computes the numbers with :mod:`esmscale.report.scores` (no drawing there) and draws them with
+:mod:`esmscale.report.drawing` (every figure of the report, from computed values).
 :mod:`esmscale.report.figures` draws line and bar plots with plain Matplotlib,
 :mod:`esmscale.report.maps` draws maps (coastlines from Cartopy's offline GSHHS data, see
 :func:`~esmscale.report.maps.resolve_coastlines`; plain lat/lon axes without them) and

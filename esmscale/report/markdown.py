@@ -86,6 +86,114 @@ def _summary_rows(metrics: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _header(metrics: Mapping[str, Any]) -> list[str]:
+    """Title and the bullet list: period, grid, k*, wet-day threshold, version."""
+    units = metrics.get("units") or ""
+    u = f" ({units})" if units else ""
+    k_star = metrics.get("k_star")
+    k_deg = metrics.get("k_star_per_degree")
+    k_deg = "" if k_deg is None else f" = {format_value(k_deg)} cycles per degree"
+    period = metrics["period"]
+    period_line = (
+        f"- Observations: {period['start']} to {period['end']} ({period['n_times']} time "
+        "steps; each method is scored on the times it shares with them)"
+    )
+    wet_line = (
+        f"- Wet day: value >= {format_value(metrics['threshold'])}{u}; observed wet-day "
+        f"fraction {format_value(metrics['obs']['wet_day_fraction'])}"
+    )
+    return [
+        f"# Evaluation of downscaled {metrics.get('variable') or 'fields'}",
+        "",
+        period_line,
+        f"- Grid: {metrics['grid']['ny']} x {metrics['grid']['nx']} cells"
+        + (f", downscaling factor {metrics['factor']}" if metrics.get("factor") else ""),
+        f"- k* = {format_value(k_star)} cycles per cell{k_deg} ({metrics['k_star_source']})",
+        wet_line,
+        f"- esmscale {metrics.get('esmscale_version', '')}; metric definitions: docs/evaluation.md",
+        "",
+    ]
+
+
+def _summary(metrics: Mapping[str, Any], u: str) -> list[str]:
+    """The summary table (one row per method) and its legend."""
+    header = [
+        "method",
+        "members",
+        "CRPS" + u,
+        "spread-skill",
+        "rank delta",
+        "PSD error k>=k*",
+        "q95 error" + u,
+        "q99 error" + u,
+        "hist. error",
+        "wet-day freq. error",
+        "mean bias" + u,
+        "zonal error" + u,
+        "pooled r",
+        "low-pass r",
+    ]
+    return [
+        "## Summary",
+        "",
+        markdown_table(header, _summary_rows(metrics)),
+        "",
+        _LEGEND.format(bins=metrics.get("bins", 500)),
+        "",
+    ]
+
+
+def _quantiles(metrics: Mapping[str, Any], u: str) -> list[str]:
+    """Observed quantiles and each method's absolute (relative) quantile errors."""
+    qs = [str(q) for q in metrics["quantiles"]]
+    obs_q = metrics["obs"]["quantiles"]
+    rows = [["observed (value)", *[format_value(obs_q.get(q)) for q in qs]]]
+    for name, m in metrics["methods"].items():
+        rows.append(
+            [
+                name,
+                *[
+                    f"{format_value(m['quantile_error'].get(q))} "
+                    f"({format_value(m['quantile_error_relative'].get(q), percent=True)})"
+                    for q in qs
+                ],
+            ]
+        )
+    return [
+        "## Quantile errors" + u,
+        "",
+        markdown_table(["method", *[f"q{q}" for q in qs]], rows),
+        "",
+    ]
+
+
+def _crps_vs_t(metrics: Mapping[str, Any]) -> list[str]:
+    """The CRPS-against-noise-level table (nothing without a curve)."""
+    if not metrics.get("crps_vs_t"):
+        return []
+    c = metrics["crps_vs_t"]
+    return [
+        "## CRPS against noise level",
+        "",
+        markdown_table(
+            ["t", *[format_value(t) for t in c["t"]]],
+            [["CRPS", *[format_value(v) for v in c["crps"]]]],
+        ),
+        "",
+        f"Lowest CRPS at t = {format_value(c['t_best'])}.",
+        "",
+    ]
+
+
+def _figures(figures: Mapping[str, Sequence[str]]) -> list[str]:
+    lines = ["## Figures", ""]
+    for section, files in figures.items():
+        lines += [f"### {section}", ""]
+        lines += [f"![{section}]({f})" for f in files]
+        lines.append("")
+    return lines
+
+
 def write_report(
     path: str | os.PathLike[str],
     metrics: Mapping[str, Any],
@@ -105,87 +213,12 @@ def write_report(
     out = Path(path)
     units = metrics.get("units") or ""
     u = f" ({units})" if units else ""
-    k_star = metrics.get("k_star")
-    k_deg = metrics.get("k_star_per_degree")
-    k_deg = "" if k_deg is None else f" = {format_value(k_deg)} cycles per degree"
-    period = metrics["period"]
-    period_line = (
-        f"- Observations: {period['start']} to {period['end']} ({period['n_times']} time "
-        "steps; each method is scored on the times it shares with them)"
-    )
-    wet_line = (
-        f"- Wet day: value >= {format_value(metrics['threshold'])}{u}; observed wet-day "
-        f"fraction {format_value(metrics['obs']['wet_day_fraction'])}"
-    )
     lines = [
-        f"# Evaluation of downscaled {metrics.get('variable') or 'fields'}",
-        "",
-        period_line,
-        f"- Grid: {metrics['grid']['ny']} x {metrics['grid']['nx']} cells"
-        + (f", downscaling factor {metrics['factor']}" if metrics.get("factor") else ""),
-        f"- k* = {format_value(k_star)} cycles per cell{k_deg} ({metrics['k_star_source']})",
-        wet_line,
-        f"- esmscale {metrics.get('esmscale_version', '')}; metric definitions: docs/evaluation.md",
-        "",
-        "## Summary",
-        "",
-        markdown_table(
-            [
-                "method",
-                "members",
-                "CRPS" + u,
-                "spread-skill",
-                "rank delta",
-                "PSD error k>=k*",
-                "q95 error" + u,
-                "q99 error" + u,
-                "hist. error",
-                "wet-day freq. error",
-                "mean bias" + u,
-                "zonal error" + u,
-                "pooled r",
-                "low-pass r",
-            ],
-            _summary_rows(metrics),
-        ),
-        "",
-        _LEGEND.format(bins=metrics.get("bins", 500)),
-        "",
-        "## Quantile errors" + u,
-        "",
+        *_header(metrics),
+        *_summary(metrics, u),
+        *_quantiles(metrics, u),
+        *_crps_vs_t(metrics),
+        *_figures(figures),
     ]
-    qs = [str(q) for q in metrics["quantiles"]]
-    obs_q = metrics["obs"]["quantiles"]
-    rows = [["observed (value)", *[format_value(obs_q.get(q)) for q in qs]]]
-    for name, m in metrics["methods"].items():
-        rows.append(
-            [
-                name,
-                *[
-                    f"{format_value(m['quantile_error'].get(q))} "
-                    f"({format_value(m['quantile_error_relative'].get(q), percent=True)})"
-                    for q in qs
-                ],
-            ]
-        )
-    lines += [markdown_table(["method", *[f"q{q}" for q in qs]], rows), ""]
-    if metrics.get("crps_vs_t"):
-        c = metrics["crps_vs_t"]
-        lines += [
-            "## CRPS against noise level",
-            "",
-            markdown_table(
-                ["t", *[format_value(t) for t in c["t"]]],
-                [["CRPS", *[format_value(v) for v in c["crps"]]]],
-            ),
-            "",
-            f"Lowest CRPS at t = {format_value(c['t_best'])}.",
-            "",
-        ]
-    lines += ["## Figures", ""]
-    for section, files in figures.items():
-        lines += [f"### {section}", ""]
-        lines += [f"![{section}]({f})" for f in files]
-        lines.append("")
     out.write_text("\n".join(lines), encoding="utf-8")
     return out

@@ -80,6 +80,11 @@ def test_interpolation_baselines(esm, name):
     assert out.attrs["units"] == "mm day-1"
     assert out.attrs["esmscale_method"] == name
     np.testing.assert_allclose(float(out.mean()), float(esm.pr.mean()), rtol=0.02)
+    # the network methods' options are accepted and ignored, anything else is refused
+    same = esm.esm.downscale(method=name, members=4, seed=3, t_star=0.2, tile=8).pr
+    np.testing.assert_array_equal(same.values, out.values)
+    with pytest.raises(EsmscaleError, match=r"do not take \['colour'\]"):
+        esm.esm.downscale(method=name, colour="red")
 
 
 def test_conservative_preserves_block_means(esm):

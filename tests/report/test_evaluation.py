@@ -232,11 +232,11 @@ def test_docstring_examples():
     import doctest
     import importlib
 
-    from esmscale.report import figures, maps, markdown
+    from esmscale.report import drawing, figures, maps, markdown, scores
 
     evaluate_module = importlib.import_module("esmscale.report.evaluation")
 
-    for module in (evaluate_module, figures, maps, markdown):
+    for module in (evaluate_module, figures, maps, markdown, scores, drawing):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0, module.__name__
