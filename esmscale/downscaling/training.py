@@ -269,7 +269,44 @@ def train(
         claim_run_dir(
             out, RUN_ENTRIES, resume=resume, overwrite=overwrite, what="consistency model"
         )
-    n_days, h, w = values.shape
+    mcfg = _model_config(cfg, values, name, units, spacing)
+    data, mask = _network_data(mcfg, values, name)
+
+    torch.manual_seed(cfg.seed)
+    model = ConsistencyModel(mcfg)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start = _resume_state(out, cfg, model, ema, opt) if resume else 0
+
+    model.train()
+    end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
+    bar = tqdm(
+        range(start, end),
+        initial=start,
+        total=cfg.steps,
+        disable=not progress,
+        desc=f"training {name}",
+        unit="step",
+    )
+    for step in bar:
+        loss = _train_step(model, ema, opt, cfg, data, mask, step)
+        bar.set_postfix(loss=f"{loss:.4f}")
+        done = step + 1
+        if out is not None and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, end)):
+            _save_state(out / STATE_DIR, done, model, ema, opt, cfg)
+    bar.close()
+    ema.eval()
+    if out is not None and end == cfg.steps:
+        ema.save_pretrained(out / MODEL_DIR, train=cfg.to_dict())
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    return ema
+
+
+def _model_config(
+    cfg: TrainConfig, values: np.ndarray, name: str, units: str, spacing: Any
+) -> ConsistencyConfig:
+    """The network's config for these observations (patch size checked, transform fitted)."""
+    _, h, w = values.shape
     p = cfg.patch_size
     if p > h or p > w:
         raise EsmscaleError(
@@ -279,7 +316,7 @@ def train(
         )
     kind = cfg.kind if cfg.kind != "auto" else ("log" if units == "mm day-1" else "standard")
     transform = fit_transform(values, kind=kind, units=units, eps=cfg.eps)
-    mcfg = ConsistencyConfig(
+    return ConsistencyConfig(
         block_out_channels=cfg.block_out_channels,
         layers_per_block=cfg.layers_per_block,
         norm_num_groups=cfg.norm_num_groups,
@@ -294,77 +331,78 @@ def train(
         variable=name,
         objective=cfg.objective,
     )
+
+
+def _network_data(
+    mcfg: ConsistencyConfig, values: np.ndarray, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Observations in the network's space (masked cells filled) and their finite mask."""
+    transform = mcfg.transform
     data = transform.forward(values)
     mask = np.isfinite(data)
     if not mask.any(axis=(1, 2)).any():
         raise EsmscaleError(f"variable {name!r} has no finite value; nothing to train on.")
-    data = np.where(mask, data, transform.fill_value).astype(np.float32)
+    return np.where(mask, data, transform.fill_value).astype(np.float32), mask
 
-    torch.manual_seed(cfg.seed)
-    model = ConsistencyModel(mcfg)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start = 0
-    if resume:
-        if out is None or not (out / STATE_DIR).exists():
-            raise EsmscaleError(
-                f"cannot resume: there is no training state in {out}/{STATE_DIR};",
-                python="train without resume=True first or point output_dir to the earlier run.",
-                cli="train without --resume first or point --output to the earlier run.",
-            )
-        tensors, meta, _ = read_checkpoint(out / STATE_DIR)
-        if meta["train"] != cfg.to_dict():
-            raise EsmscaleError(
-                f"cannot resume {out / STATE_DIR}: it was written with other settings "
-                f"({config_changes(meta['train'], cfg.to_dict())});",
-                python="resume with the stored TrainConfig or start a new output_dir.",
-                cli="resume with the stored settings or start a new --output.",
-            )
-        model.load_state_dict(strip_prefix(tensors, "online."))
-        ema.load_state_dict(strip_prefix(tensors, "ema."))
-        restore_optimizer(opt, tensors, meta["param_groups"])
-        start = int(meta["step"])
 
-    model.train()
-    end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
-    bar = tqdm(
-        range(start, end),
-        initial=start,
-        total=cfg.steps,
-        disable=not progress,
-        desc=f"training {name}",
-        unit="step",
-    )
-    for step in bar:
-        rng = np.random.Generator(
-            np.random.PCG64(np.random.SeedSequence(cfg.seed, spawn_key=(step,)))
+def _resume_state(
+    out: Path | None,
+    cfg: TrainConfig,
+    model: ConsistencyModel,
+    ema: ConsistencyModel,
+    opt: torch.optim.Optimizer,
+) -> int:
+    """Load the saved training state into the networks and optimiser; return its step."""
+    if out is None or not (out / STATE_DIR).exists():
+        raise EsmscaleError(
+            f"cannot resume: there is no training state in {out}/{STATE_DIR};",
+            python="train without resume=True first or point output_dir to the earlier run.",
+            cli="train without --resume first or point --output to the earlier run.",
         )
-        days = rng.integers(0, n_days, cfg.batch_size)
-        ys = rng.integers(0, h - p + 1, cfg.batch_size)
-        xs = rng.integers(0, w - p + 1, cfg.batch_size)
-        x = np.stack([data[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
-        m = np.stack([mask[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
-        xt = torch.from_numpy(x[:, None])
-        mt = torch.from_numpy(m[:, None].astype(np.float32))
-        if cfg.objective == "diffusion":
-            loss = _denoising_loss(model, xt, mt, rng, cfg)
-        else:
-            loss = _consistency_loss(model, xt, mt, rng, step, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        decay = min(cfg.ema_decay, (1.0 + step) / (10.0 + step))
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        done = step + 1
-        if out is not None and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, end)):
-            _save_state(out / STATE_DIR, done, model, ema, opt, cfg)
-    bar.close()
-    ema.eval()
-    if out is not None and end == cfg.steps:
-        ema.save_pretrained(out / MODEL_DIR, train=cfg.to_dict())
-        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    return ema
+    tensors, meta, _ = read_checkpoint(out / STATE_DIR)
+    if meta["train"] != cfg.to_dict():
+        raise EsmscaleError(
+            f"cannot resume {out / STATE_DIR}: it was written with other settings "
+            f"({config_changes(meta['train'], cfg.to_dict())});",
+            python="resume with the stored TrainConfig or start a new output_dir.",
+            cli="resume with the stored settings or start a new --output.",
+        )
+    model.load_state_dict(strip_prefix(tensors, "online."))
+    ema.load_state_dict(strip_prefix(tensors, "ema."))
+    restore_optimizer(opt, tensors, meta["param_groups"])
+    return int(meta["step"])
+
+
+def _train_step(
+    model: ConsistencyModel,
+    ema: ConsistencyModel,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    data: np.ndarray,
+    mask: np.ndarray,
+    step: int,
+) -> float:
+    """One optimiser step on a batch of random crops (drawn from ``(seed, step)``) + EMA."""
+    n_days, h, w = data.shape
+    p = cfg.patch_size
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(cfg.seed, spawn_key=(step,))))
+    days = rng.integers(0, n_days, cfg.batch_size)
+    ys = rng.integers(0, h - p + 1, cfg.batch_size)
+    xs = rng.integers(0, w - p + 1, cfg.batch_size)
+    x = np.stack([data[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
+    m = np.stack([mask[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
+    xt = torch.from_numpy(x[:, None])
+    mt = torch.from_numpy(m[:, None].astype(np.float32))
+    if cfg.objective == "diffusion":
+        loss = _denoising_loss(model, xt, mt, rng, cfg)
+    else:
+        loss = _consistency_loss(model, xt, mt, rng, step, cfg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    decay = min(cfg.ema_decay, (1.0 + step) / (10.0 + step))
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+            pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
+    return float(loss.item())
