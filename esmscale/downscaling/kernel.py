@@ -75,17 +75,7 @@ def run_block(
     threads = contextlib.nullcontext() if spec.threads is None else fixed_threads(spec.threads)
     with threads:
         z = denoise_region(
-            _model(spec),
-            y,
-            spec.grid,
-            region,
-            t_star=spec.t_star,
-            member=member,
-            seed=spec.seed,
-            time_index=time_index,
-            steps=spec.steps,
-            batch_size=spec.batch_size,
-            sampler=spec.sampler,
+            _model(spec), y, spec.grid, region, spec.sampling, member=member, time_index=time_index
         )
     if tr.kind == "log":
         z = np.clip(z, -1.0, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from esmscale.downscaling.tiling import TileGrid
+from esmscale.downscaling.tiling import Sampling, TileGrid
 from esmscale.errors import EsmscaleError
 from esmscale.io.model_cache import ModelRef
 from esmscale.models.consistency import ConsistencyModel
@@ -72,6 +72,11 @@ class BlockSpec:
         if self.threads is not None and self.threads < 1:
             raise EsmscaleError(f"threads={self.threads} must be >= 1 (or None).")
         SAMPLERS.get(self.sampler)  # an unknown name lists the known ones
+
+    @property
+    def sampling(self) -> Sampling:
+        """The noise level, seed, steps, batch size and sampler of this spec."""
+        return Sampling(self.t_star, self.seed, self.steps, self.batch_size, self.sampler)
 
     @classmethod
     def for_model(

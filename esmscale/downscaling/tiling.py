@@ -25,7 +25,7 @@ from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.sampler import DEFAULT_BATCH, SAMPLERS, field_noise
 
-__all__ = ["TileGrid", "denoise_region", "fixed_threads"]
+__all__ = ["Sampling", "TileGrid", "denoise_region", "fixed_threads"]
 
 
 @contextlib.contextmanager
@@ -135,19 +135,36 @@ class TileGrid:
         return out
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a region is sampled: noise level, noise seed, steps, batch size and sampler name.
+
+    ``steps`` are network calls per field (``sampler="consistency"``) or Euler-Maruyama steps
+    (``sampler="bridge"``, a diffusion denoiser; the paper's baseline uses 500); ``sampler`` is a
+    name registered in :data:`esmscale.models.sampler.SAMPLERS`.
+
+    Examples
+    --------
+    >>> Sampling(t_star=0.25, seed=1).sampler
+    'consistency'
+    """
+
+    t_star: float
+    seed: int = 0
+    steps: int = 1
+    batch_size: int = DEFAULT_BATCH
+    sampler: str = "consistency"
+
+
 def denoise_region(
     model: ConsistencyModel,
     fine: np.ndarray,
     grid: TileGrid,
     region: tuple[slice, slice],
+    sampling: Sampling,
     *,
-    t_star: float,
     member: int,
-    seed: int,
     time_index: np.ndarray,
-    steps: int = 1,
-    batch_size: int = DEFAULT_BATCH,
-    sampler: str = "consistency",
 ) -> np.ndarray:
     """Denoise the output ``region`` of one member from the whole-domain fields ``fine``.
 
@@ -159,20 +176,20 @@ def denoise_region(
         The global tiling.
     region
         ``(y slice, x slice)`` of the output to produce.
+    sampling
+        Noise level, seed, steps, batch size and sampler (:class:`Sampling`).
+    member
+        Ensemble member (noise identity).
     time_index
         Global time index of each field (noise identity).
-    steps
-        Network calls per field (``sampler="consistency"``) or Euler-Maruyama steps
-        (``sampler="bridge"``, a diffusion denoiser; the paper's baseline uses 500).
-    sampler
-        A name registered in :data:`esmscale.models.sampler.SAMPLERS`.
 
     Returns
     -------
     numpy.ndarray
         ``(time, region_ny, region_nx)`` float32 in the network's space.
     """
-    spec = SAMPLERS.get(sampler)
+    spec = SAMPLERS.get(sampling.sampler)
+    t_star, seed, steps = sampling.t_star, sampling.seed, sampling.steps
     nt, ny, nx = fine.shape
     if (ny, nx) != (grid.ny, grid.nx):
         raise EsmscaleError(f"fields are {ny}x{nx} but the tile grid is {grid.ny}x{grid.nx}.")
@@ -200,7 +217,7 @@ def denoise_region(
             for s in range(spec.draws(steps))
         ]
     )
-    y_out = spec.run(model, x_in, t_star, noise, batch_size=batch_size)
+    y_out = spec.run(model, x_in, t_star, noise, batch_size=sampling.batch_size)
     for k, (w, t) in enumerate(pairs):
         iy, ix = w
         ry, rx = idx[w]

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esmscale.downscaling.tiling import TileGrid, denoise_region, fixed_threads
+from esmscale.downscaling.tiling import Sampling, TileGrid, denoise_region, fixed_threads
 from esmscale.errors import EsmscaleError
 from esmscale.models import ConsistencyConfig, ConsistencyModel
 
@@ -30,11 +30,9 @@ def _run(model, fields, grid, region, t0=0, **kw):
             fields,
             grid,
             region,
-            t_star=0.3,
+            Sampling(t_star=0.3, seed=0, **kw),
             member=0,
-            seed=0,
             time_index=np.arange(t0, t0 + nt),
-            **kw,
         )
 
 
