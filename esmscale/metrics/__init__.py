@@ -13,7 +13,10 @@ Two layers, one module per family of metrics:
   DataArrays. With Dask-backed input nothing is computed: call ``.compute()`` (or
   ``dask.compute`` on several metrics at once, so the inputs are read once).
   Modules: :mod:`~esmscale.metrics.spectral`, :mod:`~esmscale.metrics.distribution`,
-  :mod:`~esmscale.metrics.consistency`, :mod:`~esmscale.metrics.ensemble`; the checks they share
+  :mod:`~esmscale.metrics.consistency`, :mod:`~esmscale.metrics.ensemble`. ETCCDI climate
+  indices through xclim (:func:`climate_indices`, :func:`index_bias`, :func:`index_change`) are in
+  :mod:`~esmscale.metrics.indices`; the fractions skill score (:func:`fractions_skill_score`) in
+  :mod:`~esmscale.metrics.spatial`; the checks they share
   are in :mod:`~esmscale.metrics.checks`.
 * **numpy kernels** (:mod:`~esmscale.metrics.kernels`) for the array API
   (:func:`crps_ensemble`, :func:`mae`, :func:`pooled_correlation`, :func:`quantile_error`,
@@ -41,6 +44,13 @@ from esmscale.metrics.ensemble import (
     rank_histogram,
     spread_skill_ratio,
 )
+from esmscale.metrics.indices import (
+    INDICES,
+    climate_indices,
+    index_bias,
+    index_change,
+    wet_day_percentile,
+)
 from esmscale.metrics.kernels import (
     crps_ensemble,
     mae,
@@ -48,20 +58,26 @@ from esmscale.metrics.kernels import (
     quantile_error,
     wet_day_frequency,
 )
+from esmscale.metrics.spatial import fractions_skill_score
 from esmscale.metrics.spectral import grid_spacing, per_degree, psd_error, radial_psd
 
 __all__ = [
     "DEFAULT_QUANTILES",
+    "INDICES",
     "MEMBER",
     "align_to_obs",
     "bias_map",
     "calendar_of",
+    "climate_indices",
     "crps_ensemble",
     "fair_crps",
+    "fractions_skill_score",
     "grid_spacing",
     "histogram",
     "histogram_edges",
     "histogram_error",
+    "index_bias",
+    "index_change",
     "lowpass_corr",
     "mae",
     "mean_absolute_error",
@@ -77,6 +93,7 @@ __all__ = [
     "spread_skill_ratio",
     "wet_day_fraction",
     "wet_day_frequency",
+    "wet_day_percentile",
     "zonal_mean",
     "zonal_profile_error",
 ]
