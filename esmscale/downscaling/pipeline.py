@@ -20,6 +20,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from esmscale.devices import autocast_dtype
 from esmscale.downscaling.arrays import resolve_t_star
 from esmscale.downscaling.graph import build_graph
 from esmscale.downscaling.inputs import as_xarray, prepare_inputs
@@ -71,6 +72,8 @@ def downscale(
     threads: int = 1,
     sampler: str = "consistency",
     check: str = "raise",
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> xr.DataArray | xr.Dataset:
     """Downscale coarse ESM fields into a high-resolution ensemble (lazy with Dask input).
 
@@ -118,6 +121,13 @@ def downscale(
         stops on negative precipitation, temperatures outside 150..350 K, infinities or leaked
         fill values; ``"warn"`` warns and goes on; ``"off"`` skips it. With Dask input the
         chunks are checked when computed.
+    device
+        Where each block's network runs: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
+        ``"auto"`` (the first accelerator present, else the CPU), resolved on the process that
+        runs the block (:mod:`esmscale.devices`). A member is the same field on any device up
+        to the device's rounding (the noise is drawn on the host).
+    precision
+        ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 is refused on the CPU).
 
     Returns
     -------
@@ -134,6 +144,7 @@ def downscale(
         raise EsmscaleError(f"members={members} and steps={steps} must both be >= 1.")
     ts = resolve_t_star(cm, t_star)
     SAMPLERS.get(sampler).check_model(cm)  # before any data is touched
+    autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused here
     bias = {"bias_correction": bias_correction, "reference": reference, "historical": historical}
     inp = prepare_inputs(
         obj,
@@ -154,7 +165,15 @@ def downscale(
         wrap_x=is_global(np.asarray(fine[inp.lon].values)),
     )
     spec = BlockSpec.for_model(
-        model_ref(cm), grid, t_star=ts, seed=seed, steps=steps, sampler=sampler, threads=threads
+        model_ref(cm),
+        grid,
+        t_star=ts,
+        seed=seed,
+        steps=steps,
+        sampler=sampler,
+        threads=threads,
+        device=device,
+        precision=precision,
     )
     data = fine.data if isinstance(fine.data, dsa.Array) else dsa.from_array(fine.data, chunks=-1)
     ych = spatial_chunks(grid.ny, (chunks or {}).get(inp.lat), grid.halo, inp.lat)
