@@ -160,10 +160,11 @@ def downscale_array(
     non-negative variables are clipped at 0.
 
     The fine grid is cut into the same tiles as :func:`esmscale.downscale` (``tile``, ``halo``
-    default to its 64 and 16) and every member runs through the same tile kernel with the
-    same noise, so ``downscale_array`` and ``ds.esm.downscale`` give the same member for the
-    same (seed, member, time index, tile) and the same interpolated input. ``threads`` fixes
-    torch's threads while sampling (None: the process's setting). ``device`` (``"cpu"``,
+    default to its plan, :func:`esmscale.downscaling.plan.plan_grid`) and every member runs
+    through the same tile kernel with the same noise, so ``downscale_array`` and
+    ``ds.esm.downscale`` give the same member for the same (seed, member, time index, tile)
+    and the same interpolated input. ``threads`` fixes torch's threads while sampling (None:
+    the process's setting). ``device`` (``"cpu"``,
     ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``) and ``precision`` (``"fp32"``,
     ``"bf16"``, ``"fp16"``) choose where and how the network runs (:mod:`esmscale.devices`);
     the noise is drawn on the host, so a member is the same field on any device up to the

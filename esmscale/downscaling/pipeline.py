@@ -103,8 +103,11 @@ def downscale(
         Rescale each member so that its block mean over each input cell equals the input's
         (bias-corrected) value; needs a target that refines the input grid by an integer factor.
     tile, halo
-        Tile core size and halo in fine cells (defaults: 64 and 16, rounded to the network's
-        multiple). The output does not depend on Dask chunks; it does depend on these.
+        Tile core size and halo in fine cells (default: planned from the grid by
+        :func:`~esmscale.downscaling.plan.plan_grid` so that the network computes at most
+        1.3x the output area: one window for a regional grid up to 512 cells a side, cores of
+        up to 480 cells with a halo of 16 beyond). The output does not depend on Dask chunks
+        or the device; it does depend on these.
     regrid_method
         ``"bilinear"`` or ``"conservative"``.
     chunks
