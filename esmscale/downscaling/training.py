@@ -209,6 +209,7 @@ def _save_state(
     ema: ConsistencyModel,
     opt: torch.optim.Optimizer,
     cfg: TrainConfig,
+    losses: list[float] | None = None,
 ) -> None:
     tensors = {f"online.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
@@ -219,6 +220,7 @@ def _save_state(
         "train": cfg.to_dict(),
         "model": ema.config.to_dict(),
         "param_groups": groups,
+        "losses": list(losses or []),
     }
     write_checkpoint(path, tensors, meta)
 
@@ -272,6 +274,17 @@ def train(
         ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds gradient scaling on CUDA
         and is refused on the CPU).
 
+    Notes
+    -----
+    Under ``torchrun --nproc-per-node N`` (``WORLD_SIZE`` = N) each process joins a process
+    group (NCCL on CUDA devices, one per local rank; gloo on the CPU) and trains a
+    :class:`~torch.nn.parallel.DistributedDataParallel` copy on its ``batch_size / N`` share
+    of each step's global batch. The crops, noise levels and noise of step ``k`` are drawn
+    from ``(seed, k)`` alone, so the run follows the one-process run with the same global
+    batch up to floating-point reduction order, and a training state resumes with any N.
+    Rank 0 alone writes the training state and the model. The training state records the
+    global batch's loss of every step (``losses`` in its ``config.json``).
+
     Returns
     -------
     ConsistencyModel
@@ -287,13 +300,85 @@ def train(
     """
     cfg = config or TrainConfig()
     autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused first
-    place = _Place(resolve_device(device), precision)
     values, name, units, spacing = _load_obs(obs, cfg, check)  # refused before any file is touched
+    place, owned = _join(resolve_device(device), precision, cfg)
+    try:
+        return _run(
+            values,
+            name,
+            units,
+            spacing,
+            cfg,
+            place,
+            output_dir,
+            resume,
+            overwrite,
+            progress and place.rank == 0,
+            stop_after,
+        )
+    finally:
+        if owned:
+            torch.distributed.destroy_process_group()
+
+
+def _join(device: torch.device, precision: str, cfg: TrainConfig) -> tuple[_Place, bool]:
+    """The place of this process; under ``torchrun`` (``WORLD_SIZE`` > 1) it joins the group.
+
+    Returns the place and whether this call started the process group (and must end it).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Place(device, precision), False
+    rank = int(os.environ["RANK"])
+    if cfg.batch_size % world:
+        raise EsmscaleError(
+            f"TrainConfig.batch_size={cfg.batch_size} (the global batch) does not split over "
+            f"{world} training processes; use a batch size that is a multiple of {world}."
+        )
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    owned = not torch.distributed.is_initialized()
+    if owned:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Place(device, precision, rank, world), owned
+
+
+def _claim(out: Path, place: _Place, resume: bool, overwrite: bool) -> None:
+    """Rank 0 claims the output folder; the other ranks learn whether that was refused."""
+    error: list[str | None] = [None]
+    if place.rank == 0:
+        try:
+            claim_run_dir(
+                out, RUN_ENTRIES, resume=resume, overwrite=overwrite, what="consistency model"
+            )
+        except EsmscaleError as err:
+            if place.world == 1:
+                raise
+            error = [str(err)]
+    if place.world > 1:
+        torch.distributed.broadcast_object_list(error, src=0)
+        if error[0] is not None:
+            raise EsmscaleError(error[0])
+
+
+def _run(
+    values: np.ndarray,
+    name: str,
+    units: str,
+    spacing: Any,
+    cfg: TrainConfig,
+    place: _Place,
+    output_dir: str | os.PathLike[str] | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_after: int | None,
+) -> ConsistencyModel:
+    """The training loop of :func:`train` in one process (one rank of ``world``)."""
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
-        claim_run_dir(
-            out, RUN_ENTRIES, resume=resume, overwrite=overwrite, what="consistency model"
-        )
+        _claim(out, place, resume, overwrite)
     mcfg = _model_config(cfg, values, name, units, spacing)
     data, mask = _network_data(mcfg, values, name)
 
@@ -301,9 +386,13 @@ def train(
     model = ConsistencyModel(mcfg).to(place.device)  # initialised on the CPU, then moved
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start = _resume_state(out, cfg, model, ema, opt) if resume else 0
-    fp16 = precision == "fp16" and place.device.type == "cuda"
+    start, losses = _resume_state(out, cfg, model, ema, opt) if resume else (0, [])
+    fp16 = place.precision == "fp16" and place.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if fp16 else None
+    net: torch.nn.Module = model
+    if place.world > 1:
+        ids = [place.device.index] if place.device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     model.train()
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
@@ -316,16 +405,20 @@ def train(
         unit="step",
     )
     for step in bar:
-        loss = _train_step(model, ema, opt, cfg, data, mask, step, place, scaler)
+        loss = _train_step(net, ema, opt, cfg, data, mask, step, place, scaler)
+        losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}")
         done = step + 1
-        if out is not None and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, end)):
-            _save_state(out / STATE_DIR, done, model, ema, opt, cfg)
+        save = done % cfg.checkpoint_every == 0 or done in (cfg.steps, end)
+        if out is not None and save and place.rank == 0:  # one writer: rank 0
+            _save_state(out / STATE_DIR, done, model, ema, opt, cfg, losses)
     bar.close()
     ema = ema.cpu().eval()
-    if out is not None and end == cfg.steps:
+    if out is not None and end == cfg.steps and place.rank == 0:
         ema.save_pretrained(out / MODEL_DIR, train=cfg.to_dict())
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if place.world > 1:
+        torch.distributed.barrier()  # every rank returns once rank 0 has written
     return ema
 
 
@@ -378,8 +471,10 @@ def _resume_state(
     model: ConsistencyModel,
     ema: ConsistencyModel,
     opt: torch.optim.Optimizer,
-) -> int:
-    """Load the saved training state into the networks and optimiser; return its step."""
+) -> tuple[int, list[float]]:
+    """Load the saved training state into the networks and optimiser; return its step and the
+    loss of every step so far (any device and any number of processes may have written it).
+    """
     if out is None or not (out / STATE_DIR).exists():
         raise EsmscaleError(
             f"cannot resume: there is no training state in {out}/{STATE_DIR};",
@@ -397,7 +492,7 @@ def _resume_state(
     model.load_state_dict(strip_prefix(tensors, "online."))
     ema.load_state_dict(strip_prefix(tensors, "ema."))
     restore_optimizer(opt, tensors, meta["param_groups"])
-    return int(meta["step"])
+    return int(meta["step"]), [float(v) for v in meta.get("losses", [])]
 
 
 @dataclass(frozen=True)
