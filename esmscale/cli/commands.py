@@ -81,6 +81,8 @@ def _cmd_train(a: argparse.Namespace) -> None:
             overwrite=a.overwrite,
             progress=not a.quiet,
             check=a.check,
+            device=a.device,
+            precision=a.precision,
         )
     except KeyboardInterrupt:
         state = Path(a.output) / "training_state"
@@ -110,6 +112,8 @@ def _cmd_calibrate(a: argparse.Namespace) -> None:
         members=a.members,
         max_fields=a.max_fields,
         min_corr=a.min_corr,
+        device=a.device,
+        precision=a.precision,
     )
     print(cal.summary())
     if a.output:
@@ -200,6 +204,7 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     t_star: float | str = "auto" if a.t_star == "auto" else float(a.t_star)
     if a.steps is not None:
         kwargs["steps"] = a.steps
+    kwargs.update(device=a.device, precision=a.precision)
     result = method(
         da,
         a.model,
@@ -310,6 +315,8 @@ def _cmd_forecast_train(a: argparse.Namespace) -> None:
         overwrite=a.overwrite,
         progress=not a.quiet,
         check=a.check,
+        device=a.device,
+        precision=a.precision,
     )
     print(f"saved {a.output}/model: {model}")
 
@@ -335,7 +342,14 @@ def _cmd_forecast(a: argparse.Namespace) -> None:
     else:
         model = fit(a.model, ds, ForecastConfig(variable=a.variable))
     out = forecast(
-        ds, model, lead=a.lead, variable=a.variable, chunk_size=a.chunk_size, check=a.check
+        ds,
+        model,
+        lead=a.lead,
+        variable=a.variable,
+        chunk_size=a.chunk_size,
+        check=a.check,
+        device=a.device,
+        precision=a.precision,
     )
     out = compute_clipped(out)  # records esmscale_clipped_fraction for precipitation
     out.to_dataset(name=str(out.name or "forecast")).to_netcdf(a.output)

@@ -76,6 +76,21 @@ def _check(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", choices=["raise", "warn", "off"], default="raise", help=_CHECK_HELP)
 
 
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where the network runs: cpu, cuda, cuda:N, mps or auto (the first accelerator "
+        "present, else cpu); an absent device is an error listing the devices present",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="autocast precision of the network (fp16 is refused on cpu; use bf16 there)",
+    )
+
+
 def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -196,6 +211,7 @@ def _train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _quiet(t)
     _check(t)
+    _device(t)
 
 
 def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -288,6 +304,7 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     _quiet(w)
     _check(w)
+    _device(w)
 
 
 def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -330,6 +347,7 @@ def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     _quiet(c)
     _check(c)
+    _device(c)
 
 
 def _evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -453,6 +471,7 @@ def _forecast_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _quiet(ft)
     _check(ft)
+    _device(ft)
 
 
 def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -488,6 +507,7 @@ def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     fc.add_argument("--chunk-size", type=int, default=32, help="init times per Dask task")
     _check(fc)
+    _device(fc)
 
 
 def build_parser() -> argparse.ArgumentParser:

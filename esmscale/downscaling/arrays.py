@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from esmscale.devices import resolve_device
 from esmscale.downscaling.kernel import sample_fine
 from esmscale.downscaling.plan import plan_grid
 from esmscale.downscaling.spec import BlockSpec
@@ -54,16 +55,28 @@ def fine_spec(
     sampler: str = "consistency",
     grid: dict[str, int | None] | None = None,
     threads: int | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> BlockSpec:
     """The :class:`BlockSpec` of a regional (non-wrapping) fine grid of ``shape``.
 
     ``grid`` may hold ``tile`` and ``halo`` (defaults as in :func:`esmscale.downscale`, so
-    that both plan the same tiles and draw the same noise).
+    that both plan the same tiles and draw the same noise). ``device`` is checked here (an
+    absent device is an error listing the devices present).
     """
+    resolve_device(device)
     opts = grid or {}
     g = plan_grid(*shape, model.config.multiple, tile=opts.get("tile"), halo=opts.get("halo"))
     return BlockSpec.for_model(
-        model, g, t_star=t_star, seed=seed, steps=steps, sampler=sampler, threads=threads
+        model,
+        g,
+        t_star=t_star,
+        seed=seed,
+        steps=steps,
+        sampler=sampler,
+        threads=threads,
+        device=device,
+        precision=precision,
     )
 
 
@@ -77,6 +90,8 @@ def denoise_fine(
     steps: int = 1,
     time_index: np.ndarray | None = None,
     network: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Denoise fields already on the fine grid (model units) into an ensemble.
 
@@ -92,6 +107,8 @@ def denoise_fine(
     network
         If False, return the noise-only control (sampler ``"noise-only"``): the same noisy
         field mapped back without the network call.
+    device, precision
+        Where and in which precision the network runs (:mod:`esmscale.devices`).
 
     Returns
     -------
@@ -102,7 +119,16 @@ def denoise_fine(
     if fine.ndim != 3:
         raise EsmscaleError(f"expected (time, H, W) fields, got shape {fine.shape}.")
     sampler = "consistency" if network else "noise-only"
-    spec = fine_spec(model, fine.shape[1:], t_star=t_star, seed=seed, steps=steps, sampler=sampler)
+    spec = fine_spec(
+        model,
+        fine.shape[1:],
+        t_star=t_star,
+        seed=seed,
+        steps=steps,
+        sampler=sampler,
+        device=device,
+        precision=precision,
+    )
     return sample_fine(spec, fine, members, time_index)
 
 
@@ -120,6 +146,8 @@ def downscale_array(
     tile: int | None = None,
     halo: int | None = None,
     threads: int | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Downscale coarse ``(time, h, w)`` fields by an integer factor into an ensemble.
 
@@ -132,10 +160,15 @@ def downscale_array(
     non-negative variables are clipped at 0.
 
     The fine grid is cut into the same tiles as :func:`esmscale.downscale` (``tile``, ``halo``
-    default to its 64 and 16) and every member runs through the same tile kernel with the
-    same noise, so ``downscale_array`` and ``ds.esm.downscale`` give the same member for the
-    same (seed, member, time index, tile) and the same interpolated input. ``threads`` fixes
-    torch's threads while sampling (None: the process's setting).
+    default to its plan, :func:`esmscale.downscaling.plan.plan_grid`) and every member runs
+    through the same tile kernel with the same noise, so ``downscale_array`` and
+    ``ds.esm.downscale`` give the same member for the same (seed, member, time index, tile)
+    and the same interpolated input. ``threads`` fixes torch's threads while sampling (None:
+    the process's setting). ``device`` (``"cpu"``,
+    ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``) and ``precision`` (``"fp32"``,
+    ``"bf16"``, ``"fp16"``) choose where and how the network runs (:mod:`esmscale.devices`);
+    the noise is drawn on the host, so a member is the same field on any device up to the
+    device's rounding, and the result is float32 on the host.
 
     Returns
     -------
@@ -180,6 +213,8 @@ def downscale_array(
         steps=steps,
         grid={"tile": tile, "halo": halo},
         threads=threads,
+        device=device,
+        precision=precision,
     )
     out = sample_fine(spec, fine, members, time_index)
     return clip_negative(out)[0] if is_nonnegative(name, attrs) else out

@@ -142,6 +142,8 @@ def calibrate_noise_level(
     seed: int = 0,
     tol: float = 0.1,
     progress: bool = False,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> Calibration:
     """Choose the noise level t* for a model and an ESM.
 
@@ -163,6 +165,8 @@ def calibrate_noise_level(
         Minimum pooled correlation with the input for a ``t`` to be eligible.
     progress
         Show a progress bar over ``t_grid`` during the perfect-model search.
+    device, precision
+        Where and in which precision the search's network calls run (:mod:`esmscale.devices`).
 
     Returns
     -------
@@ -197,7 +201,14 @@ def calibrate_noise_level(
     bar = tqdm(t_grid, desc="calibrate", unit="t", disable=not progress)
     for t in bar:
         bar.set_postfix_str(f"t={float(t):g}")
-        spec = fine_spec(model, fine.shape[1:], t_star=float(t), seed=seed)
+        spec = fine_spec(
+            model,
+            fine.shape[1:],
+            t_star=float(t),
+            seed=seed,
+            device=device,
+            precision=precision,
+        )
         ens = sample_fine(spec, fine, max(members, 2))
         crps.append(crps_ensemble(ens, truth))
         corr.append(pooled_correlation(ens, coarse, f))
@@ -307,7 +318,7 @@ def calibrate_esm(
         Show a progress bar over the t grid of the perfect-model search.
     **search_kwargs
         Passed to :func:`calibrate_noise_level` (``t_grid``, ``members``, ``max_fields``,
-        ``min_corr``, ``seed``, ``tol``).
+        ``min_corr``, ``seed``, ``tol``, ``device``, ``precision``).
 
     Returns
     -------

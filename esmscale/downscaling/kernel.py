@@ -15,6 +15,7 @@ import contextlib
 
 import numpy as np
 
+from esmscale.devices import autocast, model_on
 from esmscale.downscaling.spec import BlockSpec
 from esmscale.downscaling.tiling import denoise_region, fixed_threads
 from esmscale.errors import EsmscaleError
@@ -28,9 +29,9 @@ TIME_CHUNK = 16
 
 
 def _model(spec: BlockSpec) -> ConsistencyModel:
-    if isinstance(spec.model, ConsistencyModel):
-        return spec.model
-    return cached_model(spec.model)
+    """The spec's model on the spec's device (loaded once per process, copied once per device)."""
+    model = spec.model if isinstance(spec.model, ConsistencyModel) else cached_model(spec.model)
+    return model_on(model, spec.device)
 
 
 def run_block(
@@ -73,7 +74,7 @@ def run_block(
     nan = ~np.isfinite(y)
     y[nan] = tr.fill_value
     threads = contextlib.nullcontext() if spec.threads is None else fixed_threads(spec.threads)
-    with threads:
+    with threads, autocast(spec.device, spec.precision):
         z = denoise_region(
             _model(spec), y, spec.grid, region, spec.sampling, member=member, time_index=time_index
         )

@@ -95,7 +95,19 @@ class _Baseline:
 
 #: Options of the network methods that the interpolation baselines accept and ignore.
 _IGNORED = frozenset(
-    {"members", "seed", "t_star", "steps", "tile", "halo", "chunks", "threads", "conserve"}
+    {
+        "members",
+        "seed",
+        "t_star",
+        "steps",
+        "tile",
+        "halo",
+        "chunks",
+        "threads",
+        "conserve",
+        "device",
+        "precision",
+    }
 )
 #: Options of quantile delta mapping (used by ``qdm-bilinear``, accepted by all baselines).
 _QDM_OPTIONS = frozenset({"bias_correction", "reference", "historical"})

@@ -20,6 +20,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from esmscale.devices import autocast_dtype
 from esmscale.downscaling.arrays import resolve_t_star
 from esmscale.downscaling.graph import build_graph
 from esmscale.downscaling.inputs import as_xarray, prepare_inputs
@@ -71,6 +72,8 @@ def downscale(
     threads: int = 1,
     sampler: str = "consistency",
     check: str = "raise",
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> xr.DataArray | xr.Dataset:
     """Downscale coarse ESM fields into a high-resolution ensemble (lazy with Dask input).
 
@@ -100,8 +103,11 @@ def downscale(
         Rescale each member so that its block mean over each input cell equals the input's
         (bias-corrected) value; needs a target that refines the input grid by an integer factor.
     tile, halo
-        Tile core size and halo in fine cells (defaults: 64 and 16, rounded to the network's
-        multiple). The output does not depend on Dask chunks; it does depend on these.
+        Tile core size and halo in fine cells (default: planned from the grid by
+        :func:`~esmscale.downscaling.plan.plan_grid` so that the network computes at most
+        1.3x the output area: one window for a regional grid up to 512 cells a side, cores of
+        up to 480 cells with a halo of 16 beyond). The output does not depend on Dask chunks
+        or the device; it does depend on these.
     regrid_method
         ``"bilinear"`` or ``"conservative"``.
     chunks
@@ -118,6 +124,13 @@ def downscale(
         stops on negative precipitation, temperatures outside 150..350 K, infinities or leaked
         fill values; ``"warn"`` warns and goes on; ``"off"`` skips it. With Dask input the
         chunks are checked when computed.
+    device
+        Where each block's network runs: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
+        ``"auto"`` (the first accelerator present, else the CPU), resolved on the process that
+        runs the block (:mod:`esmscale.devices`). A member is the same field on any device up
+        to the device's rounding (the noise is drawn on the host).
+    precision
+        ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 is refused on the CPU).
 
     Returns
     -------
@@ -134,6 +147,7 @@ def downscale(
         raise EsmscaleError(f"members={members} and steps={steps} must both be >= 1.")
     ts = resolve_t_star(cm, t_star)
     SAMPLERS.get(sampler).check_model(cm)  # before any data is touched
+    autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused here
     bias = {"bias_correction": bias_correction, "reference": reference, "historical": historical}
     inp = prepare_inputs(
         obj,
@@ -154,7 +168,15 @@ def downscale(
         wrap_x=is_global(np.asarray(fine[inp.lon].values)),
     )
     spec = BlockSpec.for_model(
-        model_ref(cm), grid, t_star=ts, seed=seed, steps=steps, sampler=sampler, threads=threads
+        model_ref(cm),
+        grid,
+        t_star=ts,
+        seed=seed,
+        steps=steps,
+        sampler=sampler,
+        threads=threads,
+        device=device,
+        precision=precision,
     )
     data = fine.data if isinstance(fine.data, dsa.Array) else dsa.from_array(fine.data, chunks=-1)
     ych = spatial_chunks(grid.ny, (chunks or {}).get(inp.lat), grid.halo, inp.lat)

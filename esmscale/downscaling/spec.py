@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from esmscale.devices import PRECISIONS
 from esmscale.downscaling.tiling import Sampling, TileGrid
 from esmscale.errors import EsmscaleError
 from esmscale.io.model_cache import ModelRef
@@ -46,6 +47,13 @@ class BlockSpec:
         a fixed value); None keeps the process's setting.
     batch_size
         Fixed network batch size (results do not depend on which fields share a batch).
+    device
+        Where the network runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``
+        (:func:`esmscale.devices.resolve_device`), resolved where the block runs (a Dask
+        worker with its own GPU). Noise is drawn on the host, so a member is the same field on
+        any device up to the device's rounding.
+    precision
+        ``"fp32"``, ``"bf16"`` or ``"fp16"``: autocast around the network calls.
 
     Examples
     --------
@@ -65,8 +73,15 @@ class BlockSpec:
     sampler: str = "consistency"
     threads: int | None = 1
     batch_size: int = DEFAULT_BATCH
+    device: str = "cpu"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise EsmscaleError(
+                f"precision={self.precision!r} is unknown; give one of {', '.join(PRECISIONS)}."
+            )
+        object.__setattr__(self, "device", str(self.device))
         if self.steps < 1:
             raise EsmscaleError(f"steps={self.steps} must be >= 1.")
         if self.threads is not None and self.threads < 1:

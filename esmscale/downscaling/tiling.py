@@ -43,13 +43,18 @@ def fixed_threads(n: int) -> Iterator[None]:
 class TileGrid:
     """Tiling of a global ``ny x nx`` grid into cores of ``tile`` cells with ``halo`` context.
 
+    Cores are ``tile x tile`` cells, or ``tile x tile_x`` when ``tile_x`` is given (a
+    rectangular core, e.g. one window over a whole regional grid).
+
     Examples
     --------
     >>> g = TileGrid(100, 130, tile=64, halo=16)
-    >>> g.shape, g.window
-    ((2, 3), 96)
+    >>> g.shape, g.window, g.work_ratio
+    ((2, 3), 96, 4.2535)
     >>> g.tiles_for(slice(0, 10), slice(120, 130))
     ([0], [1, 2])
+    >>> TileGrid(100, 130, tile=104, halo=0, tile_x=136).work_ratio
+    1.088
     """
 
     ny: int
@@ -57,49 +62,72 @@ class TileGrid:
     tile: int = 64
     halo: int = 16
     wrap_x: bool = False
+    tile_x: int | None = None
 
     def __post_init__(self) -> None:
-        if self.tile < 1 or self.halo < 0:
-            raise EsmscaleError(f"tile={self.tile} must be >= 1 and halo={self.halo} >= 0.")
-        if 2 * self.halo > self.tile:
-            raise EsmscaleError(
-                f"halo={self.halo} is more than half of tile={self.tile}; use halo <= tile / 2 "
-                "(e.g. tile=64, halo=16)."
-            )
+        if self.tile_x is None:
+            object.__setattr__(self, "tile_x", self.tile)
+        for name, t in (("tile", self.tile), ("tile_x", self.tile_x)):
+            if int(t or 0) < 1 or self.halo < 0:
+                raise EsmscaleError(f"{name}={t} must be >= 1 and halo={self.halo} >= 0.")
+            if 2 * self.halo > int(t or 0):
+                raise EsmscaleError(
+                    f"halo={self.halo} is more than half of {name}={t}; use halo <= {name} / 2 "
+                    "(e.g. tile=64, halo=16)."
+                )
+
+    @property
+    def tiles(self) -> tuple[int, int]:
+        """Core size along y and x."""
+        return self.tile, int(self.tile_x or self.tile)
 
     @property
     def shape(self) -> tuple[int, int]:
         """Number of tiles along y and x."""
-        return -(-self.ny // self.tile), -(-self.nx // self.tile)
+        ty, tx = self.tiles
+        return -(-self.ny // ty), -(-self.nx // tx)
 
     @property
     def window(self) -> int:
-        """Side of the square window fed to the network."""
+        """Side (along y) of the window fed to the network."""
         return self.tile + 2 * self.halo
 
-    def _span(self, i: int) -> tuple[int, int]:
-        """Unwrapped index range of window ``i`` along an axis."""
-        return i * self.tile - self.halo, (i + 1) * self.tile + self.halo
+    @property
+    def windows(self) -> tuple[int, int]:
+        """Window size along y and x."""
+        ty, tx = self.tiles
+        return ty + 2 * self.halo, tx + 2 * self.halo
+
+    @property
+    def work_ratio(self) -> float:
+        """Network cells computed per output cell (1.0: no halo and no padding)."""
+        (a, b), (wy, wx) = self.shape, self.windows
+        return round(a * b * wy * wx / (self.ny * self.nx), 4)
+
+    def _span(self, i: int, axis: int = 0) -> tuple[int, int]:
+        """Unwrapped index range of window ``i`` along ``axis`` (0: y, 1: x)."""
+        t = self.tiles[axis]
+        return i * t - self.halo, (i + 1) * t + self.halo
 
     def tiles_for(self, ys: slice, xs: slice) -> tuple[list[int], list[int]]:
         """Tile indices whose windows touch the region ``[ys, xs]``."""
 
-        def along(sl: slice, n_tiles: int, n: int, wrap: bool) -> list[int]:
+        def along(sl: slice, n_tiles: int, n: int, wrap: bool, axis: int) -> list[int]:
             lo, hi = sl.start or 0, n if sl.stop is None else sl.stop
             out = []
             for i in range(n_tiles):
-                a, b = self._span(i)
+                a, b = self._span(i, axis)
                 shifts = (-n, 0, n) if wrap else (0,)
                 if any(a + s < hi and b + s > lo for s in shifts):
                     out.append(i)
             return out
 
         ty, tx = self.shape
-        return along(ys, ty, self.ny, False), along(xs, tx, self.nx, self.wrap_x)
+        return along(ys, ty, self.ny, False, 0), along(xs, tx, self.nx, self.wrap_x, 1)
 
-    def indices(self, i: int, n: int, wrap: bool) -> np.ndarray:
+    def indices(self, i: int, n: int, wrap: bool, axis: int = 0) -> np.ndarray:
         """Grid indices of window ``i`` along an axis of length ``n`` (reflected or wrapped)."""
-        a, b = self._span(i)
+        a, b = self._span(i, axis)
         idx = np.arange(a, b)
         if wrap:
             return idx % n
@@ -109,9 +137,9 @@ class TileGrid:
         idx = np.abs(idx) % period
         return np.where(idx >= n, period - idx, idx)
 
-    def weights(self) -> np.ndarray:
+    def weights(self, axis: int = 0) -> np.ndarray:
         """1-D blending ramp over a window (linear over ``2 * halo`` cells at each side)."""
-        w = np.ones(self.window, dtype=np.float64)
+        w = np.ones(self.windows[axis], dtype=np.float64)
         if self.halo:
             ramp = (np.arange(2 * self.halo) + 0.5) / (2 * self.halo)
             w[: 2 * self.halo] = ramp
@@ -122,16 +150,16 @@ class TileGrid:
         self, seed: int, member: int, time_index: int, step: int, ry: np.ndarray, rx: np.ndarray
     ) -> np.ndarray:
         """Global noise at the cells ``ry x rx`` (domain indices), from per-block draws."""
-        t = self.tile
+        ty, tx = self.tiles
         out = np.empty((ry.size, rx.size), dtype=np.float32)
-        by, bx = ry // t, rx // t
+        by, bx = ry // ty, rx // tx
         for yb in np.unique(by):
             for xb in np.unique(bx):
                 block = field_noise(
-                    seed, member, time_index, (t, t), tile=(int(yb), int(xb)), step=step
+                    seed, member, time_index, (ty, tx), tile=(int(yb), int(xb)), step=step
                 )
                 sy, sx = np.flatnonzero(by == yb), np.flatnonzero(bx == xb)
-                out[np.ix_(sy, sx)] = block[np.ix_(ry[sy] % t, rx[sx] % t)]
+                out[np.ix_(sy, sx)] = block[np.ix_(ry[sy] % ty, rx[sx] % tx)]
         return out
 
 
@@ -197,12 +225,12 @@ def denoise_region(
     y0, y1 = ys.start or 0, ny if ys.stop is None else ys.stop
     x0, x1 = xs.start or 0, nx if xs.stop is None else xs.stop
     tys, txs = grid.tiles_for(slice(y0, y1), slice(x0, x1))
-    w1 = grid.weights()
+    w1, w1x = grid.weights(0), grid.weights(1)
     acc = np.zeros((nt, y1 - y0, x1 - x0), dtype=np.float64)
     wsum = np.zeros((y1 - y0, x1 - x0), dtype=np.float64)
     windows = [(iy, ix) for iy in tys for ix in txs]
     idx = {
-        (iy, ix): (grid.indices(iy, ny, False), grid.indices(ix, nx, grid.wrap_x))
+        (iy, ix): (grid.indices(iy, ny, False, 0), grid.indices(ix, nx, grid.wrap_x, 1))
         for iy, ix in windows
     }
     # batch all (window, time) pairs; the batch size is fixed, so results do not depend on
@@ -221,8 +249,8 @@ def denoise_region(
     for k, (w, t) in enumerate(pairs):
         iy, ix = w
         ry, rx = idx[w]
-        span_y = np.arange(*grid._span(iy))
-        span_x = np.arange(*grid._span(ix))
+        span_y = np.arange(*grid._span(iy, 0))
+        span_x = np.arange(*grid._span(ix, 1))
         # keep cells whose unwrapped position is in the domain and whose index is in the region
         oky = (span_y >= 0) & (span_y < ny) & (ry >= y0) & (ry < y1)
         if grid.wrap_x:
@@ -230,7 +258,7 @@ def denoise_region(
         else:
             okx = (span_x >= 0) & (span_x < nx) & (rx >= x0) & (rx < x1)
         sy, sx = np.flatnonzero(oky), np.flatnonzero(okx)
-        ww = np.outer(w1[sy], w1[sx])
+        ww = np.outer(w1[sy], w1x[sx])
         acc[t][np.ix_(ry[sy] - y0, rx[sx] - x0)] += ww * y_out[k][np.ix_(sy, sx)]
         if t == 0:
             wsum[np.ix_(ry[sy] - y0, rx[sx] - x0)] += ww

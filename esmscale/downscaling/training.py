@@ -30,6 +30,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from esmscale.devices import autocast, autocast_dtype, resolve_device, to_device
 from esmscale.errors import EsmscaleError
 from esmscale.io.checkpoint import (
     optimizer_tensors,
@@ -136,42 +137,54 @@ def _pseudo_huber(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _consistency_loss(
-    model: ConsistencyModel,
+    model: torch.nn.Module,
     x: torch.Tensor,
     mask: torch.Tensor,
     rng: np.random.Generator,
     step: int,
     cfg: TrainConfig,
+    part: slice,
 ) -> torch.Tensor:
-    """Improved consistency training (iCT) loss: adjacent noise levels, shared noise."""
+    """Improved consistency training (iCT) loss: adjacent noise levels, shared noise.
+
+    The random draws are made for the whole (global) batch on the host and ``part`` of them
+    is used with this process's share ``x`` of the batch, so the draws never depend on the
+    device or on the number of training processes.
+    """
     sig = sigma_schedule(_n_levels(step, cfg), cfg.sigma_min, cfg.sigma_max)
-    idx = rng.choice(len(sig) - 1, size=x.shape[0], p=_level_probs(sig, cfg))
-    z = torch.from_numpy(rng.standard_normal(tuple(x.shape), dtype=np.float32))
-    t0 = sig[idx].float()
-    t1 = sig[idx + 1].float()
+    idx = rng.choice(len(sig) - 1, size=cfg.batch_size, p=_level_probs(sig, cfg))[part]
+    shape = (cfg.batch_size, *x.shape[1:])
+    z = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)[part]).to(x.device)
+    t0 = sig[idx].float().to(x.device)
+    t1 = sig[idx + 1].float().to(x.device)
+    net = getattr(model, "module", model)  # the target needs no gradient synchronisation
     with torch.no_grad():
-        target = model(x + t0.view(-1, 1, 1, 1) * z, t0)
-    pred = model(x + t1.view(-1, 1, 1, 1) * z, t1)
+        target = net(x + t0.view(-1, 1, 1, 1) * z, t0).float()
+    pred = model(x + t1.view(-1, 1, 1, 1) * z, t1).float()
     weight = 1.0 / (t1 - t0)
     return (weight * _pseudo_huber(pred - target, mask)).mean()
 
 
 def _denoising_loss(
-    model: ConsistencyModel,
+    model: torch.nn.Module,
     x: torch.Tensor,
     mask: torch.Tensor,
     rng: np.random.Generator,
     cfg: TrainConfig,
+    part: slice,
 ) -> torch.Tensor:
     """EDM denoising score matching: lognormal sigma, weight (s^2 + sd^2) / (s sd)^2."""
-    z = torch.from_numpy(rng.standard_normal(tuple(x.shape), dtype=np.float32))
-    sigma = torch.from_numpy(
-        np.exp(rng.normal(-1.2, 1.2, size=x.shape[0])).astype(np.float32)
-    ).clamp(cfg.sigma_min, cfg.sigma_max)
+    shape = (cfg.batch_size, *x.shape[1:])
+    z = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)[part]).to(x.device)
+    sigma = (
+        torch.from_numpy(np.exp(rng.normal(-1.2, 1.2, size=cfg.batch_size)).astype(np.float32))
+        .clamp(cfg.sigma_min, cfg.sigma_max)[part]
+        .to(x.device)
+    )
     view = sigma.view(-1, 1, 1, 1)
     sd = cfg.sigma_data
     weight = (view**2 + sd**2) / (view * sd) ** 2
-    err = (model(x + view * z, sigma) - x) ** 2 * mask
+    err = (model(x + view * z, sigma).float() - x) ** 2 * mask
     per = (weight * err).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
     return per.mean()
 
@@ -196,6 +209,7 @@ def _save_state(
     ema: ConsistencyModel,
     opt: torch.optim.Optimizer,
     cfg: TrainConfig,
+    losses: list[float] | None = None,
 ) -> None:
     tensors = {f"online.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
@@ -206,6 +220,7 @@ def _save_state(
         "train": cfg.to_dict(),
         "model": ema.config.to_dict(),
         "param_groups": groups,
+        "losses": list(losses or []),
     }
     write_checkpoint(path, tensors, meta)
 
@@ -220,6 +235,8 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     check: str = "raise",
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> ConsistencyModel:
     """Train a consistency model on high-resolution observations.
 
@@ -248,11 +265,30 @@ def train(
         Physical check of the observations (:mod:`esmscale.prepare.physics`): ``"raise"``
         (default) stops on negative precipitation, temperatures outside 150..350 K, infinities
         or leaked fill values; ``"warn"`` warns and goes on; ``"off"`` skips it.
+    device
+        Where the network trains: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"auto"``
+        (the first accelerator present, else the CPU); see :mod:`esmscale.devices`. Crops,
+        noise levels and noise are drawn on the host from ``(seed, step)``, so the draws do not
+        depend on the device, and a training state written on one device resumes on another.
+    precision
+        ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds gradient scaling on CUDA
+        and is refused on the CPU).
+
+    Notes
+    -----
+    Under ``torchrun --nproc-per-node N`` (``WORLD_SIZE`` = N) each process joins a process
+    group (NCCL on CUDA devices, one per local rank; gloo on the CPU) and trains a
+    :class:`~torch.nn.parallel.DistributedDataParallel` copy on its ``batch_size / N`` share
+    of each step's global batch. The crops, noise levels and noise of step ``k`` are drawn
+    from ``(seed, k)`` alone, so the run follows the one-process run with the same global
+    batch up to floating-point reduction order, and a training state resumes with any N.
+    Rank 0 alone writes the training state and the model. The training state records the
+    global batch's loss of every step (``losses`` in its ``config.json``).
 
     Returns
     -------
     ConsistencyModel
-        The EMA model in eval mode.
+        The EMA model in eval mode, on the CPU (functions that use it take ``device=``).
 
     Examples
     --------
@@ -263,20 +299,100 @@ def train(
     16
     """
     cfg = config or TrainConfig()
+    autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused first
     values, name, units, spacing = _load_obs(obs, cfg, check)  # refused before any file is touched
+    place, owned = _join(resolve_device(device), precision, cfg)
+    try:
+        return _run(
+            values,
+            name,
+            units,
+            spacing,
+            cfg,
+            place,
+            output_dir,
+            resume,
+            overwrite,
+            progress and place.rank == 0,
+            stop_after,
+        )
+    finally:
+        if owned:
+            torch.distributed.destroy_process_group()
+
+
+def _join(device: torch.device, precision: str, cfg: TrainConfig) -> tuple[_Place, bool]:
+    """The place of this process; under ``torchrun`` (``WORLD_SIZE`` > 1) it joins the group.
+
+    Returns the place and whether this call started the process group (and must end it).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Place(device, precision), False
+    rank = int(os.environ["RANK"])
+    if cfg.batch_size % world:
+        raise EsmscaleError(
+            f"TrainConfig.batch_size={cfg.batch_size} (the global batch) does not split over "
+            f"{world} training processes; use a batch size that is a multiple of {world}."
+        )
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    owned = not torch.distributed.is_initialized()
+    if owned:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Place(device, precision, rank, world), owned
+
+
+def _claim(out: Path, place: _Place, resume: bool, overwrite: bool) -> None:
+    """Rank 0 claims the output folder; the other ranks learn whether that was refused."""
+    error: list[str | None] = [None]
+    if place.rank == 0:
+        try:
+            claim_run_dir(
+                out, RUN_ENTRIES, resume=resume, overwrite=overwrite, what="consistency model"
+            )
+        except EsmscaleError as err:
+            if place.world == 1:
+                raise
+            error = [str(err)]
+    if place.world > 1:
+        torch.distributed.broadcast_object_list(error, src=0)
+        if error[0] is not None:
+            raise EsmscaleError(error[0])
+
+
+def _run(
+    values: np.ndarray,
+    name: str,
+    units: str,
+    spacing: Any,
+    cfg: TrainConfig,
+    place: _Place,
+    output_dir: str | os.PathLike[str] | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_after: int | None,
+) -> ConsistencyModel:
+    """The training loop of :func:`train` in one process (one rank of ``world``)."""
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
-        claim_run_dir(
-            out, RUN_ENTRIES, resume=resume, overwrite=overwrite, what="consistency model"
-        )
+        _claim(out, place, resume, overwrite)
     mcfg = _model_config(cfg, values, name, units, spacing)
     data, mask = _network_data(mcfg, values, name)
 
     torch.manual_seed(cfg.seed)
-    model = ConsistencyModel(mcfg)
+    model = ConsistencyModel(mcfg).to(place.device)  # initialised on the CPU, then moved
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start = _resume_state(out, cfg, model, ema, opt) if resume else 0
+    start, losses = _resume_state(out, cfg, model, ema, opt) if resume else (0, [])
+    fp16 = place.precision == "fp16" and place.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if fp16 else None
+    net: torch.nn.Module = model
+    if place.world > 1:
+        ids = [place.device.index] if place.device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     model.train()
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
@@ -289,16 +405,20 @@ def train(
         unit="step",
     )
     for step in bar:
-        loss = _train_step(model, ema, opt, cfg, data, mask, step)
+        loss = _train_step(net, ema, opt, cfg, data, mask, step, place, scaler)
+        losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}")
         done = step + 1
-        if out is not None and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, end)):
-            _save_state(out / STATE_DIR, done, model, ema, opt, cfg)
+        save = done % cfg.checkpoint_every == 0 or done in (cfg.steps, end)
+        if out is not None and save and place.rank == 0:  # one writer: rank 0
+            _save_state(out / STATE_DIR, done, model, ema, opt, cfg, losses)
     bar.close()
-    ema.eval()
-    if out is not None and end == cfg.steps:
+    ema = ema.cpu().eval()
+    if out is not None and end == cfg.steps and place.rank == 0:
         ema.save_pretrained(out / MODEL_DIR, train=cfg.to_dict())
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if place.world > 1:
+        torch.distributed.barrier()  # every rank returns once rank 0 has written
     return ema
 
 
@@ -351,8 +471,10 @@ def _resume_state(
     model: ConsistencyModel,
     ema: ConsistencyModel,
     opt: torch.optim.Optimizer,
-) -> int:
-    """Load the saved training state into the networks and optimiser; return its step."""
+) -> tuple[int, list[float]]:
+    """Load the saved training state into the networks and optimiser; return its step and the
+    loss of every step so far (any device and any number of processes may have written it).
+    """
     if out is None or not (out / STATE_DIR).exists():
         raise EsmscaleError(
             f"cannot resume: there is no training state in {out}/{STATE_DIR};",
@@ -370,39 +492,77 @@ def _resume_state(
     model.load_state_dict(strip_prefix(tensors, "online."))
     ema.load_state_dict(strip_prefix(tensors, "ema."))
     restore_optimizer(opt, tensors, meta["param_groups"])
-    return int(meta["step"])
+    return int(meta["step"]), [float(v) for v in meta.get("losses", [])]
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where this process trains: its device, precision, rank and the number of processes."""
+
+    device: torch.device
+    precision: str = "fp32"
+    rank: int = 0
+    world: int = 1
+
+    def part(self, batch: int) -> slice:
+        """The share of a global batch of ``batch`` crops that this rank trains on."""
+        n = batch // self.world
+        return slice(self.rank * n, (self.rank + 1) * n)
 
 
 def _train_step(
-    model: ConsistencyModel,
+    model: torch.nn.Module,
     ema: ConsistencyModel,
     opt: torch.optim.Optimizer,
     cfg: TrainConfig,
     data: np.ndarray,
     mask: np.ndarray,
     step: int,
+    place: _Place | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
-    """One optimiser step on a batch of random crops (drawn from ``(seed, step)``) + EMA."""
+    """One optimiser step on a batch of random crops (drawn from ``(seed, step)``) + EMA.
+
+    The global batch is drawn on the host from ``(seed, step)`` alone; each of the ``world``
+    processes trains on its share (``place.part``), so the crops, levels and noise of a step
+    are the same for any device and any number of processes. Returns the global batch's loss.
+    """
+    place = place or _Place(torch.device("cpu"))
     n_days, h, w = data.shape
     p = cfg.patch_size
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(cfg.seed, spawn_key=(step,))))
     days = rng.integers(0, n_days, cfg.batch_size)
     ys = rng.integers(0, h - p + 1, cfg.batch_size)
     xs = rng.integers(0, w - p + 1, cfg.batch_size)
-    x = np.stack([data[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
-    m = np.stack([mask[d, i : i + p, j : j + p] for d, i, j in zip(days, ys, xs, strict=True)])
-    xt = torch.from_numpy(x[:, None])
-    mt = torch.from_numpy(m[:, None].astype(np.float32))
-    if cfg.objective == "diffusion":
-        loss = _denoising_loss(model, xt, mt, rng, cfg)
-    else:
-        loss = _consistency_loss(model, xt, mt, rng, step, cfg)
+    part = place.part(cfg.batch_size)
+    crops = list(zip(days, ys, xs, strict=True))[part]
+    x = np.stack([data[d, i : i + p, j : j + p] for d, i, j in crops])
+    m = np.stack([mask[d, i : i + p, j : j + p] for d, i, j in crops])
+    xt = to_device(x[:, None], place.device)
+    mt = to_device(m[:, None].astype(np.float32), place.device)
+    with autocast(place.device, place.precision):
+        if cfg.objective == "diffusion":
+            loss = _denoising_loss(model, xt, mt, rng, cfg, part)
+        else:
+            loss = _consistency_loss(model, xt, mt, rng, step, cfg, part)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    else:
+        loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    opt.step()
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
     decay = min(cfg.ema_decay, (1.0 + step) / (10.0 + step))
     with torch.no_grad():
         for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
             pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
-    return float(loss.item())
+    value = loss.detach().float()
+    if place.world > 1:
+        torch.distributed.all_reduce(value)
+        value /= place.world
+    return float(value.item())

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from esmscale.devices import autocast, model_on, resolve_device, to_device
 from esmscale.errors import EsmscaleError
 from esmscale.forecast.data import Normalisation, pad_to_multiple
 from esmscale.io.checkpoint import read_checkpoint, write_checkpoint
@@ -103,8 +104,15 @@ class NeuralForecaster(Forecaster):
         lead: int,
         target_times: np.ndarray | None = None,
         batch_size: int = 16,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
     ) -> np.ndarray:
-        """Forecast ``lead`` steps (autoregressively beyond ``t_out``) in physical units."""
+        """Forecast ``lead`` steps (autoregressively beyond ``t_out``) in physical units.
+
+        ``device`` and ``precision`` choose where and how the network runs
+        (:mod:`esmscale.devices`); the result is float32 on the host.
+        """
         self._check(history, lead)
         if history.shape[2] != self.channels:
             raise EsmscaleError(
@@ -117,16 +125,18 @@ class NeuralForecaster(Forecaster):
         x = pad_to_multiple(self.norm.forward(history), multiple)
         keep = pad_to_multiple((~nan).astype(np.float32), multiple)[:, None]
         out = []
-        with torch.inference_mode():
+        dev = resolve_device(device)
+        net = model_on(self.net, dev)
+        with torch.inference_mode(), autocast(dev, precision):
             for i in range(0, x.shape[0], batch_size):
-                clip = torch.from_numpy(x[i : i + batch_size])
-                valid = torch.from_numpy(keep[i : i + batch_size])
+                clip = to_device(x[i : i + batch_size], dev)
+                valid = to_device(keep[i : i + batch_size], dev)
                 frames: list[torch.Tensor] = []
                 while sum(f.shape[1] for f in frames) < lead:
-                    y = self.net(clip) * valid
+                    y = net(clip).float() * valid
                     frames.append(y)
                     clip = torch.cat([clip, y], dim=1)[:, -self.t_in :]
-                out.append(torch.cat(frames, dim=1)[:, :lead, ..., :h, :w].numpy())
+                out.append(torch.cat(frames, dim=1)[:, :lead, ..., :h, :w].cpu().numpy())
         y = self.norm.inverse(np.concatenate(out))
         y[np.broadcast_to(nan[:, None], y.shape)] = np.nan
         return y

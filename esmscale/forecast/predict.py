@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from esmscale._version import __version__
+from esmscale.devices import autocast_dtype
 from esmscale.errors import EsmscaleError
 from esmscale.forecast.data import segments, time_step, to_array
 from esmscale.forecast.forecaster import Forecaster, NeuralForecaster
@@ -64,11 +65,29 @@ def cached_forecaster(ref: ForecasterRef) -> NeuralForecaster:
 
 
 def _chunk(
-    frames: np.ndarray, rel: np.ndarray, model: Any, lead: int, targets: np.ndarray | None
+    frames: np.ndarray,
+    rel: np.ndarray,
+    model: Any,
+    lead: int,
+    targets: np.ndarray | None,
+    device: dict[str, str] | None = None,
 ) -> np.ndarray:
-    """One task: forecasts for the init times at ``rel`` (indices into ``frames``)."""
+    """One task: forecasts for the init times at ``rel`` (indices into ``frames``).
+
+    ``device`` holds the ``device`` and ``precision`` of a network forecaster.
+    """
     m = cached_forecaster(model) if isinstance(model, ForecasterRef) else model
     hist = np.stack([frames[i - m.t_in + 1 : i + 1] for i in rel]).astype(np.float32)
+    if isinstance(m, NeuralForecaster):
+        on = device or {}
+        y = m.predict(
+            hist,
+            lead,
+            targets,
+            device=on.get("device", "cpu"),
+            precision=on.get("precision", "fp32"),
+        )
+        return np.asarray(y, dtype=np.float32)
     return np.asarray(m.predict(hist, lead, targets), dtype=np.float32)
 
 
@@ -112,6 +131,8 @@ def forecast(
     chunk_size: int = 32,
     variable: str | None = None,
     check: str = "raise",
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> xr.DataArray:
     """Forecast ``lead`` steps from each init time, lazily over Dask.
 
@@ -134,6 +155,10 @@ def forecast(
     check
         Physical check of the history (:mod:`esmscale.prepare.physics`): ``"raise"``
         (default), ``"warn"`` or ``"off"``; Dask chunks are checked when computed.
+    device, precision
+        Where and in which precision a network forecaster runs (:mod:`esmscale.devices`:
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``; ``"fp32"``, ``"bf16"``,
+        ``"fp16"``); baselines run on the host.
 
     Returns
     -------
@@ -156,6 +181,8 @@ def forecast(
     """
     da = check_field(select_variable(da, variable), check)
     m = load_forecaster(model)
+    autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused here
+    run_on = {"device": device, "precision": precision}
     lead = int(lead if lead is not None else getattr(m, "t_out", 1))
     if lead < 1:
         raise EsmscaleError(f"lead={lead} must be >= 1.")
@@ -185,7 +212,7 @@ def forecast(
         sel = idx[s : s + chunk_size]
         lo, hi = int(sel.min()) - m.t_in + 1, int(sel.max()) + 1
         task = dask.delayed(_chunk, pure=True)(
-            source[lo:hi], sel - lo, ref, lead, targets[s : s + chunk_size]
+            source[lo:hi], sel - lo, ref, lead, targets[s : s + chunk_size], run_on
         )
         parts.append(dsa.from_delayed(task, shape=(sel.size, lead, c, h, w), dtype=np.float32))
     data = dsa.concatenate(parts, axis=0)

@@ -22,6 +22,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from esmscale.devices import autocast, autocast_dtype, resolve_device, to_device
 from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.forecast.config import ForecastConfig, ModelConfig
 from esmscale.forecast.data import (
@@ -161,14 +162,22 @@ def _prepare(
     }
 
 
-def _batch(p: dict[str, Any], starts: np.ndarray, cfg: ForecastConfig) -> tuple[torch.Tensor, ...]:
+def _batch(
+    p: dict[str, Any],
+    starts: np.ndarray,
+    cfg: ForecastConfig,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, ...]:
     idx = starts[:, None] + np.arange(cfg.t_in + cfg.t_out)[None, :]
-    x = torch.from_numpy(p["data"][idx])
-    m = torch.from_numpy(p["mask"][idx[:, cfg.t_in :]])
+    dev = device or torch.device("cpu")
+    x = to_device(p["data"][idx], dev)
+    m = to_device(p["mask"][idx[:, cfg.t_in :]], dev)
     return x[:, : cfg.t_in], x[:, cfg.t_in :], m
 
 
-def _evaluate(net: Any, p: dict[str, Any], cfg: ForecastConfig) -> float:
+def _evaluate(
+    net: Any, p: dict[str, Any], cfg: ForecastConfig, device: torch.device | None = None
+) -> float:
     val = p["val"]
     if val.size > cfg.max_val_windows:
         val = val[np.linspace(0, val.size - 1, cfg.max_val_windows).round().astype(int)]
@@ -176,7 +185,7 @@ def _evaluate(net: Any, p: dict[str, Any], cfg: ForecastConfig) -> float:
     num = den = 0.0
     with torch.no_grad():
         for i in range(0, val.size, cfg.batch_size):
-            x, y, m = _batch(p, val[i : i + cfg.batch_size], cfg)
+            x, y, m = _batch(p, val[i : i + cfg.batch_size], cfg, device)
             num += float((((net(x) - y) ** 2) * m).sum())
             den += float(m.sum())
     net.train()
@@ -200,6 +209,9 @@ def _load_state(path: Path, net: Any, opt: Any) -> tuple[dict[str, torch.Tensor]
     return strip_prefix(tensors, "best."), meta
 
 
+_CPU = torch.device("cpu")
+
+
 @dataclass
 class _Run:
     """What a training run carries from step to step (and saves in its training state)."""
@@ -211,6 +223,8 @@ class _Run:
     best: dict[str, torch.Tensor]
     state: dict[str, Any]
     state_path: Path | None
+    device: torch.device = _CPU
+    precision: str = "fp32"
 
     def snapshot(self) -> None:
         """Remember the current weights as the best ones."""
@@ -264,6 +278,7 @@ def _start(
     p: dict[str, Any],
     state_path: Path | None,
     resume: bool,
+    device: torch.device | None = None,
 ) -> _Run:
     """Build the network and optimiser, fresh or from the saved training state."""
     mcfg, warm = _network_config(cfg, p, state_path, resume)
@@ -271,6 +286,7 @@ def _start(
     net = NETWORKS.get(mcfg.kind)(mcfg)
     if warm:
         net.discrete.load_state_dict(warm, strict=False)
+    net = net.to(device or torch.device("cpu"))  # initialised on the CPU, then moved
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state: dict[str, Any] = {
         "step": 0,
@@ -279,7 +295,7 @@ def _start(
         "history": [],
         "stopped": False,
     }
-    run = _Run(cfg, mcfg, net, opt, {}, state, state_path)
+    run = _Run(cfg, mcfg, net, opt, {}, state, state_path, device or torch.device("cpu"))
     run.snapshot()
     if resume:
         assert state_path is not None
@@ -292,11 +308,14 @@ def _step(run: _Run, p: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[s
     """One optimiser step on the batch of ``step``; returns the loss and the network's stats."""
     cfg, net, opt = run.cfg, run.net, run.opt
     starts = p["train"][_rng(cfg.seed, step).integers(0, p["train"].size, cfg.batch_size)]
-    x, y, m = _batch(p, starts, cfg)
+    x, y, m = _batch(p, starts, cfg, run.device)
     for group in opt.param_groups:
         group["lr"] = _lr(step, cfg)
-    pred, stats = net.forward_train(x)
-    loss = _masked_mse(pred, y, m) + stats.get("aux_loss", torch.zeros(()))
+    with autocast(run.device, run.precision):
+        pred, stats = net.forward_train(x)
+        loss = _masked_mse(pred.float(), y, m) + stats.get(
+            "aux_loss", torch.zeros((), device=run.device)
+        )
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -311,7 +330,7 @@ def _record(
     rec: dict[str, float] = {"step": done, "train_loss": float(loss.item())}
     rec.update({k: float(v) for k, v in stats.items() if k in ("perplexity", "dead_codes")})
     if p["val"].size > 0:
-        rec["val_loss"] = _evaluate(run.net, p, run.cfg)
+        rec["val_loss"] = _evaluate(run.net, p, run.cfg, run.device)
         if rec["val_loss"] < run.state["best_loss"]:
             run.state["best_loss"], run.state["bad"] = rec["val_loss"], 0
             run.snapshot()
@@ -364,7 +383,7 @@ def _finish(run: _Run, p: dict[str, Any], t0: float) -> NeuralForecaster:
         "train_seconds": round(time.perf_counter() - t0, 3),
         "train": cfg.to_dict(),
     }
-    return NeuralForecaster(run.net, p["norm"], info)
+    return NeuralForecaster(run.net.cpu(), p["norm"], info)
 
 
 def train(
@@ -377,6 +396,8 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     check: str = "raise",
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> NeuralForecaster:
     """Train a forecast network on ``da`` with dims (time, y, x) or (time, channel, y, x).
 
@@ -401,6 +422,9 @@ def train(
     check
         Physical check of ``da`` (:mod:`esmscale.prepare.physics`): ``"raise"`` (default),
         ``"warn"`` or ``"off"``.
+    device, precision
+        Where and in which precision the network trains (:mod:`esmscale.devices`); the
+        returned model is on the CPU and a training state resumes on any device.
 
     Returns
     -------
@@ -418,6 +442,8 @@ def train(
     2
     """
     cfg = config or ForecastConfig()
+    autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused first
+    dev = resolve_device(device)
     t0 = time.perf_counter()
     p = _prepare(da, cfg, check)  # bad input is refused before the output folder is touched
     out = Path(output_dir) if output_dir is not None else None
@@ -426,7 +452,8 @@ def train(
             out, (MODEL_DIR, STATE_DIR), resume=resume, overwrite=overwrite, what="forecaster"
         )
     state_path = _state_path(output_dir, resume)
-    run = _start(cfg, p, state_path, resume)
+    run = _start(cfg, p, state_path, resume, dev)
+    run.precision = precision
     if p["val"].size == 0:
         warnings.warn(
             f"no validation windows (val_fraction={cfg.val_fraction}); early stopping is off "

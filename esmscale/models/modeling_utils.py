@@ -145,10 +145,14 @@ class PretrainedMixin:
         return model
 
     @classmethod
-    def from_pretrained(cls: type[_M], path: str | os.PathLike[str]) -> _M:
+    def from_pretrained(
+        cls: type[_M], path: str | os.PathLike[str], *, device: str | None = None
+    ) -> _M:
         """Load from a directory written by :meth:`save_pretrained` or its ``.safetensors`` file.
 
-        Pickle files are refused with :class:`~esmscale.errors.CheckpointError`.
+        Pickle files are refused with :class:`~esmscale.errors.CheckpointError`. Tensors are
+        read onto the CPU whatever device wrote them, then moved to ``device`` (None: stay on
+        the CPU; see :func:`esmscale.devices.resolve_device`).
         """
         tensors, cfg, sha = read_checkpoint(path)
         kind = cls._kind()
@@ -165,6 +169,11 @@ class PretrainedMixin:
         model = cls.load_weights(cls.config_class.from_dict(cfg["model"]), tensors, path)
         model.sha256 = sha
         model.source = str(Path(path).resolve())
+        if device is not None:
+            from esmscale.devices import resolve_device
+
+            assert isinstance(model, nn.Module)
+            model.to(resolve_device(device))
         return model
 
     def num_parameters(self) -> int:

@@ -10,13 +10,15 @@ padded to a fixed size because CPU kernels can round differently for different b
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from esmscale.errors import EsmscaleError
+from esmscale.devices import to_device
+from esmscale.errors import EsmscaleError, EsmscaleWarning
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.registry import Registry
 
@@ -98,19 +100,65 @@ def _check(x: np.ndarray, noise: np.ndarray, t_star: float, model: ConsistencyMo
         )
 
 
-def _batched(model: ConsistencyModel, x: np.ndarray, t: float, batch_size: int) -> np.ndarray:
-    """Evaluate ``f(x, t)`` in fixed-size, zero-padded batches (bitwise reproducible on CPU)."""
+#: Largest batch that fit on each (device, requested batch, field shape) after an
+#: out-of-memory error (later calls start there without running out again).
+_FIT: dict[tuple[str, int, tuple[int, ...]], int] = {}
+
+
+def _call(
+    model: ConsistencyModel, x: np.ndarray, t: float, batch_size: int, dev: torch.device
+) -> np.ndarray:
+    """``f(x, t)`` in zero-padded batches of ``batch_size`` (raises on out-of-memory)."""
     out = np.empty_like(x)
     n = x.shape[0]
-    dev = next(model.parameters()).device
     tt = torch.full((batch_size,), t, dtype=torch.float32, device=dev)
+    for i in range(0, n, batch_size):
+        chunk = x[i : i + batch_size]
+        buf = np.zeros((batch_size, 1, *x.shape[1:]), dtype=np.float32)
+        buf[: len(chunk), 0] = chunk
+        y = model(to_device(buf, dev), tt)
+        out[i : i + len(chunk)] = y[: len(chunk), 0].float().cpu().numpy()
+    return out
+
+
+def _batched(model: ConsistencyModel, x: np.ndarray, t: float, batch_size: int) -> np.ndarray:
+    """Evaluate ``f(x, t)`` in fixed-size, zero-padded batches (bitwise reproducible on CPU).
+
+    Inputs go to the model's device in pinned, batched transfers; results come back as float32
+    on the host. If the device runs out of memory, the batch is halved (a warning, once per
+    device and batch, names the batch that fit) until it fits; at batch 1 the error is raised.
+    """
+    first = next(iter(model.parameters()), None)
+    dev = first.device if first is not None else torch.device("cpu")
+    key = (str(dev), batch_size, tuple(x.shape[1:]))
+    start = size = _FIT.get(key, batch_size)
     with torch.inference_mode():
-        for i in range(0, n, batch_size):
-            chunk = x[i : i + batch_size]
-            buf = np.zeros((batch_size, 1, *x.shape[1:]), dtype=np.float32)
-            buf[: len(chunk), 0] = chunk
-            y = model(torch.from_numpy(buf).to(dev), tt)
-            out[i : i + len(chunk)] = y[: len(chunk), 0].float().cpu().numpy()
+        while True:
+            try:
+                out = _call(model, x, t, size, dev)
+            except torch.OutOfMemoryError as err:
+                if size == 1:
+                    raise EsmscaleError(
+                        f"the network ran out of memory on {dev} even at batch 1 for fields "
+                        f"of {x.shape[1]}x{x.shape[2]} cells; use smaller tiles (tile=), "
+                        "precision='bf16', or another device."
+                    ) from err
+                size //= 2
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            break
+    if size != start:
+        first_time = key not in _FIT
+        _FIT[key] = size
+        if first_time:
+            warnings.warn(
+                f"batch {batch_size} ran out of memory on {dev} for fields of "
+                f"{x.shape[1]}x{x.shape[2]} cells; continuing with batch {size}, the largest that "
+                "fit (results may differ from a full batch by floating-point rounding).",
+                EsmscaleWarning,
+                stacklevel=3,
+            )
     return out
 
 
