@@ -14,6 +14,7 @@ computed until the result is; each task loads the model once per process
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import dask.array as dsa
@@ -153,8 +154,13 @@ def downscale(
         halo=halo,
         wrap_x=is_global(np.asarray(fine[inp.lon].values)),
     )
+    ref = model_ref(cm)
+    if "distributed" in sys.modules:  # a distributed client may be the scheduler
+        from esmscale.downscaling.engine import ship_model
+
+        ship_model(ref)  # once per client: every worker gets the checkpoint and loads it once
     spec = BlockSpec.for_model(
-        model_ref(cm), grid, t_star=ts, seed=seed, steps=steps, sampler=sampler, threads=threads
+        ref, grid, t_star=ts, seed=seed, steps=steps, sampler=sampler, threads=threads
     )
     data = fine.data if isinstance(fine.data, dsa.Array) else dsa.from_array(fine.data, chunks=-1)
     ych = spatial_chunks(grid.ny, (chunks or {}).get(inp.lat), grid.halo, inp.lat)
