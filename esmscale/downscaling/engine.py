@@ -118,8 +118,8 @@ def _connect(address: str, timeout: float) -> Client:
     except (OSError, TimeoutError) as err:
         raise EsmscaleError(
             f"no dask scheduler answered at {address!r} within {timeout:g} s "
-            f"({type(err).__name__}: {err}); start one (dask scheduler, or a dask-jobqueue cluster's "
-            "cluster.scheduler_address) and pass its address,",
+            f"({type(err).__name__}: {err}); start one (`dask scheduler`, or a dask-jobqueue "
+            "cluster's cluster.scheduler_address) and pass its address,",
             python="or leave scheduler unset to run here.",
             cli="or leave --scheduler out to run here.",
         ) from None
