@@ -173,6 +173,7 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
 
     import esmscale  # noqa: F401  (registers the accessor)
     from esmscale.downscaling import methods
+    from esmscale.downscaling.engine import Engine, open_engine
     from esmscale.io.zarr import write_zarr
     from esmscale.prepare import check_field, open_dataset, select_variable
 
@@ -205,41 +206,30 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     if a.steps is not None:
         kwargs["steps"] = a.steps
     kwargs.update(device=a.device, precision=a.precision)
-    result = method(
-        da,
-        a.model,
-        target=target,
-        members=a.members,
-        seed=a.seed,
-        t_star=t_star,
-        chunks=chunks or None,
-        check="off",  # checked above
-        **kwargs,
-    )
-    client = None
-    if a.scheduler or a.workers:
-        from distributed import Client, LocalCluster
-
-        if a.scheduler:
-            client = Client(a.scheduler)
-        else:
-            client = Client(
-                LocalCluster(n_workers=a.workers, threads_per_worker=1, dashboard_address=None)
-            )
-    try:
-        summary = write_zarr(
-            result,
-            a.output,
-            resume=a.resume,
-            overwrite=a.overwrite,
-            progress=not a.quiet,
-            client=client,
+    engine = Engine(workers=a.workers, scheduler=a.scheduler, timeout=a.scheduler_timeout)
+    with open_engine(engine) as client:  # the model is sent to its workers by the method
+        result = method(
+            da,
+            a.model,
+            target=target,
+            members=a.members,
+            seed=a.seed,
+            t_star=t_star,
+            chunks=chunks or None,
+            check="off",  # checked above
+            **kwargs,
         )
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(_interrupted_write(a.output, a.argv)) from None
-    finally:
-        if client is not None:
-            client.close()
+        try:
+            summary = write_zarr(
+                result,
+                a.output,
+                resume=a.resume,
+                overwrite=a.overwrite,
+                progress=not a.quiet,
+                client=client,
+            )
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_interrupted_write(a.output, a.argv)) from None
     seconds = time.perf_counter() - t0
     n_fields = result.sizes["member"] * result.sizes[result.dims[1]]
     print(

@@ -293,10 +293,19 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--workers",
         type=int,
         default=0,
-        help="start a dask.distributed LocalCluster with N workers (0: dask's threads)",
+        help="start a dask.distributed LocalCluster of N worker processes, one thread each "
+        "(0: dask's threads)",
     )
     w.add_argument(
-        "--scheduler", default=None, help="address of a running dask scheduler (default: none)"
+        "--scheduler",
+        default=None,
+        help="address of a running dask scheduler, e.g. tcp://HOST:8786 (default: none)",
+    )
+    w.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for --scheduler to answer (default: 30)",
     )
     w.add_argument("--resume", action="store_true", help="compute only the missing chunks")
     w.add_argument(

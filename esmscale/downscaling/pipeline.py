@@ -14,6 +14,7 @@ computed until the result is; each task loads the model once per process
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import dask.array as dsa
@@ -167,8 +168,13 @@ def downscale(
         halo=halo,
         wrap_x=is_global(np.asarray(fine[inp.lon].values)),
     )
+    ref = model_ref(cm)
+    if "distributed" in sys.modules:  # a distributed client may be the scheduler
+        from esmscale.downscaling.engine import ship_model
+
+        ship_model(ref)  # once per client: every worker gets the checkpoint and loads it once
     spec = BlockSpec.for_model(
-        model_ref(cm),
+        ref,
         grid,
         t_star=ts,
         seed=seed,

@@ -21,7 +21,7 @@ from esmscale.errors import EsmscaleError
 from esmscale.io.checkpoint import file_sha256
 from esmscale.models.consistency import ConsistencyModel
 
-__all__ = ["LOAD_COUNT", "ModelRef", "cached_model", "model_ref"]
+__all__ = ["LOAD_COUNT", "ModelRef", "cached_model", "install_model", "model_ref"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,29 @@ def cached_model(ref: ModelRef) -> Any:
             _CACHE[ref] = model
             LOAD_COUNT[ref] = LOAD_COUNT.get(ref, 0) + 1
         return model
+
+
+def install_model(ref: ModelRef, files: dict[str, bytes], folder: Path) -> None:
+    """Put the checkpoint ``files`` of ``ref`` into this process's cache (once per process).
+
+    Used on Dask workers (:class:`esmscale.downscaling.engine.ModelPlugin`): the files are
+    written to ``folder / sha256`` and loaded like :func:`cached_model` does (sha256 checked);
+    later tasks find the model by ``ref``. Nothing happens if ``ref`` is already loaded here.
+    """
+    with _LOCK:
+        if ref in _CACHE:
+            return
+        target = folder / ref.sha256
+        target.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            if Path(name).name != name:
+                raise EsmscaleError(f"checkpoint file name {name!r} is not a plain file name.")
+            (target / name).write_bytes(data)
+        model = ref.cls.from_pretrained(target)  # type: ignore[attr-defined]
+        if model.sha256 != ref.sha256:
+            raise EsmscaleError(
+                f"the checkpoint sent for {ref.path} has sha256 {model.sha256}, not "
+                f"{ref.sha256}; the file changed while it was sent: rerun the job."
+            )
+        _CACHE[ref] = model
+        LOAD_COUNT[ref] = LOAD_COUNT.get(ref, 0) + 1

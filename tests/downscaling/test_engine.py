@@ -1,0 +1,114 @@
+"""Engines: dask's default scheduler, a LocalCluster of processes, a scheduler address."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from esmscale import ConsistencyModel, EsmscaleError
+from esmscale.datasets import synthetic_esm, synthetic_precip
+from esmscale.downscaling.engine import Engine, active_client, open_engine, tune_allocator
+from esmscale.downscaling.pipeline import downscale
+from esmscale.io.zarr import write_zarr
+
+KW = {"tile": 32, "halo": 8, "members": 2}
+CLEAN_STDERR_BANNED = ("Traceback", "CommClosedError", "still alive", "Error")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_engine_arguments_are_checked():
+    with pytest.raises(EsmscaleError, match="both given") as info:
+        Engine(workers=2, scheduler="tcp://127.0.0.1:8786").describe()
+    assert "--workers or --scheduler, not both" in info.value.for_cli()
+    with pytest.raises(EsmscaleError, match=">= 0"):
+        Engine(workers=-1)
+    with pytest.raises(EsmscaleError, match="timeout"):
+        Engine(scheduler="tcp://x:1", timeout=0)
+    assert Engine(workers=3, threads_per_worker=2).describe() == (
+        "LocalCluster of 3 worker processes x 2 threads"
+    )
+
+
+def test_default_engine_is_dask_default_scheduler():
+    with open_engine(Engine()) as client:
+        assert client is None
+        assert active_client() is None
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_scheduler_fails_fast_naming_the_address():
+    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(EsmscaleError) as info, open_engine(Engine(scheduler=address, timeout=3)):
+        pass
+    elapsed = time.perf_counter() - start
+    assert address in str(info.value)
+    assert "within 3 s" in str(info.value)
+    assert "--scheduler" in info.value.for_cli()
+    assert elapsed < 30, elapsed
+
+
+def test_tune_allocator_applies_on_linux():
+    assert tune_allocator() is sys.platform.startswith("linux")
+
+
+@pytest.mark.timeout(300)
+def test_localcluster_bitwise_model_sent_once_and_clean_shutdown(tmp_path, tiny_model_dir, capfd):
+    """One LocalCluster of 2 processes: output equal to the sync run, model loaded once per
+    worker from the bytes sent (its folder is deleted before the compute), no traceback."""
+    esm = synthetic_esm(synthetic_precip(48, 80, 6, seed=1))
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    model = ConsistencyModel.from_pretrained(folder)
+    ref = downscale(esm, model, **KW).pr.values
+    capfd.readouterr()
+    with open_engine(Engine(workers=2)) as client:
+        assert client is not None
+        assert active_client() is client
+        out = downscale(esm.chunk({"time": 2}), model, chunks={"lat": 24}, **KW)
+        shutil.rmtree(folder)  # the workers cannot read the checkpoint: it was sent to them
+        summary = write_zarr(out, tmp_path / "out.zarr", progress=False, client=client)
+        # a second result on the same client does not send or load the model again
+        again = downscale(esm.chunk({"time": 3}), model, **KW).pr.compute().values
+        loads = client.run(
+            lambda: sum(importlib.import_module("esmscale.io.model_cache").LOAD_COUNT.values())
+        )
+    err = capfd.readouterr().err
+    assert summary.complete
+    got = xr.open_zarr(tmp_path / "out.zarr").pr.values
+    assert np.array_equal(ref, got, equal_nan=True)
+    assert np.array_equal(ref, again, equal_nan=True)
+    assert sorted(loads.values()) == [1, 1], loads
+    assert not any(word in err for word in CLEAN_STDERR_BANNED), err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_cli_workers_run_is_bitwise_and_prints_no_traceback(tmp_path, tiny_model_dir):
+    esm = synthetic_esm(synthetic_precip(32, 32, 8, seed=4))
+    esm.to_netcdf(tmp_path / "esm.nc")
+    outs = {}
+    for workers in (0, 2):
+        store = tmp_path / f"w{workers}.zarr"
+        cmd = [sys.executable, "-m", "esmscale.cli", "downscale", str(tmp_path / "esm.nc")]
+        cmd += ["--model", str(tiny_model_dir), "--output", str(store), "--members", "2"]
+        cmd += ["--chunks", "time=4", "--workers", str(workers), "--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=500, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert "wrote" in proc.stdout
+        assert not any(word in proc.stderr for word in CLEAN_STDERR_BANNED), proc.stderr
+        outs[workers] = xr.open_zarr(store).pr.values
+    assert np.array_equal(outs[0], outs[2], equal_nan=True)
