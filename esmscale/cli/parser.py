@@ -490,6 +490,32 @@ def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _check(fc)
 
 
+def _models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = _sub(
+        sub,
+        "models",
+        "_cmd_models",
+        "list the available models (shipped and the user's own folders)",
+        "List the models that --model accepts: the ones shipped in the package (its "
+        "catalog.json) and those in the user's model folders ($ESMSCALE_MODELS, folders "
+        "separated by ':', or --folder), with variable, units, grid spacing, factor, t*, size, "
+        "sha256 and training data. Pin a model as NAME@sha256:HEX to refuse any other weights.",
+        """
+  esmscale models
+  esmscale models --folder ~/esm-models --json
+""",
+    )
+    m.add_argument(
+        "--folder",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder of your own models (each subfolder written by save_pretrained or "
+        "esmscale train's model/); repeat for several (default: only $ESMSCALE_MODELS)",
+    )
+    m.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``esmscale`` argument parser (imports nothing heavy).
 
@@ -520,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
         _evaluate,
         _forecast_train,
         _forecast,
+        _models,
     ):
         add(sub)
     return p
