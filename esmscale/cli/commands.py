@@ -352,3 +352,9 @@ def _cmd_models(a: argparse.Namespace) -> None:
         print(json.dumps([e.to_dict() for e in entries], indent=2))
     else:
         print(format_table(entries))
+
+
+def _cmd_catalog(a: argparse.Namespace) -> None:
+    from esmscale.io.catalog_build import build_catalog
+
+    print(build_catalog(a.folder, a.output).summary())

@@ -516,6 +516,28 @@ def _models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def _catalog(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = _sub(
+        sub,
+        "catalog",
+        "_cmd_catalog",
+        "build an intake-esm catalog from a folder of NetCDF/Zarr files",
+        "Scan a folder for NetCDF and Zarr files, read their CMIP facets from the attributes "
+        "(falling back to the CMIP6, CMIP5 and CORDEX file-name conventions) and write an "
+        "intake-esm catalog (JSON + CSV). Files that cannot be read or classified are listed "
+        "with the reason; the scan goes on.",
+        """
+  esmscale catalog build data -o data/catalog.json
+  esmscale catalog build /archive/cmip6 -o cmip6.json
+""",
+    )
+    c.add_argument(
+        "action", choices=["build"], metavar="action", help="what to do (build: scan and write)"
+    )
+    c.add_argument("folder", help="data folder, scanned recursively")
+    c.add_argument("-o", "--output", required=True, help="catalog JSON to write (CSV beside it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``esmscale`` argument parser (imports nothing heavy).
 
@@ -547,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
         _forecast_train,
         _forecast,
         _models,
+        _catalog,
     ):
         add(sub)
     return p
