@@ -266,7 +266,7 @@ def test_every_option_has_help_with_default_and_examples(capsys):
     parser, subs = _subparsers()
     assert set(subs) == {
         "demo", "synth", "train", "downscale", "calibrate", "evaluate", "forecast-train",
-        "forecast",
+        "forecast", "models", "catalog",
     }  # fmt: skip
     for name, sub in subs.items():
         assert sub.description, name

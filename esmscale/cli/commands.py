@@ -344,3 +344,21 @@ def _cmd_forecast(a: argparse.Namespace) -> None:
     out = compute_clipped(out)  # records esmscale_clipped_fraction for precipitation
     out.to_dataset(name=str(out.name or "forecast")).to_netcdf(a.output)
     print(f"wrote {a.output}: {dict(out.sizes)}")
+
+
+def _cmd_models(a: argparse.Namespace) -> None:
+    from esmscale.pretrained.catalog import format_table, model_catalog, register_model_folder
+
+    for folder in a.folder or []:
+        register_model_folder(folder)
+    entries = model_catalog()
+    if a.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=2))
+    else:
+        print(format_table(entries))
+
+
+def _cmd_catalog(a: argparse.Namespace) -> None:
+    from esmscale.io.catalog_build import build_catalog
+
+    print(build_catalog(a.folder, a.output).summary())

@@ -519,6 +519,54 @@ def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _device(fc)
 
 
+def _models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = _sub(
+        sub,
+        "models",
+        "_cmd_models",
+        "list the available models (shipped and the user's own folders)",
+        "List the models that --model accepts: the ones shipped in the package (its "
+        "catalog.json) and those in the user's model folders ($ESMSCALE_MODELS, folders "
+        "separated by ':', or --folder), with variable, units, grid spacing, factor, t*, size, "
+        "sha256 and training data. Pin a model as NAME@sha256:HEX to refuse any other weights.",
+        """
+  esmscale models
+  esmscale models --folder ~/esm-models --json
+""",
+    )
+    m.add_argument(
+        "--folder",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder of your own models (each subfolder written by save_pretrained or "
+        "esmscale train's model/); repeat for several (default: only $ESMSCALE_MODELS)",
+    )
+    m.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _catalog(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = _sub(
+        sub,
+        "catalog",
+        "_cmd_catalog",
+        "build an intake-esm catalog from a folder of NetCDF/Zarr files",
+        "Scan a folder for NetCDF and Zarr files, read their CMIP facets from the attributes "
+        "(falling back to the CMIP6, CMIP5 and CORDEX file-name conventions) and write an "
+        "intake-esm catalog (JSON + CSV). Files that cannot be read or classified are listed "
+        "with the reason; the scan goes on.",
+        """
+  esmscale catalog build data -o data/catalog.json
+  esmscale catalog build /archive/cmip6 -o cmip6.json
+""",
+    )
+    c.add_argument(
+        "action", choices=["build"], metavar="action", help="what to do (build: scan and write)"
+    )
+    c.add_argument("folder", help="data folder, scanned recursively")
+    c.add_argument("-o", "--output", required=True, help="catalog JSON to write (CSV beside it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``esmscale`` argument parser (imports nothing heavy).
 
@@ -549,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
         _evaluate,
         _forecast_train,
         _forecast,
+        _models,
+        _catalog,
     ):
         add(sub)
     return p

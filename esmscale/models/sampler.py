@@ -73,7 +73,7 @@ def multistep_times(t_star: float, steps: int, sigma_min: float, rho: float = 7.
     >>> [round(t, 12) for t in multistep_times(0.5, 1, 0.002)]
     [0.5]
     >>> ts = multistep_times(0.5, 3, 0.002)
-    >>> ts[0] == 0.5 and ts[0] > ts[1] > ts[2] > 0.002
+    >>> abs(ts[0] - 0.5) < 1e-12 and ts[0] > ts[1] > ts[2] > 0.002
     True
     """
     if steps < 1:

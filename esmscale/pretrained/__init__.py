@@ -15,17 +15,29 @@ from pathlib import Path
 from esmscale.errors import EsmscaleError
 from esmscale.io.model_cache import LOAD_COUNT, ModelRef, cached_model, model_ref
 from esmscale.models.consistency import ConsistencyModel
+from esmscale.pretrained.catalog import (
+    ModelEntry,
+    model_catalog,
+    parse_model_spec,
+    register_model_folder,
+    resolve_model,
+    verify_sha256,
+)
 from esmscale.registry import Registry
 
 __all__ = [
     "LOAD_COUNT",
     "MODELS",
+    "ModelEntry",
     "ModelRef",
     "available_models",
     "cached_model",
     "load_model",
+    "model_catalog",
     "model_path",
     "model_ref",
+    "register_model_folder",
+    "resolve_model",
 ]
 
 _HERE = Path(__file__).parent
@@ -53,20 +65,52 @@ def model_path(name: str) -> Path:
 
 
 def load_model(model: str | os.PathLike[str] | ConsistencyModel) -> ConsistencyModel:
-    """Return a model given a loaded model, a registered name or a checkpoint path.
+    """Return a model given a loaded model, a catalog name or a checkpoint path.
+
+    Parameters
+    ----------
+    model
+        A :class:`~esmscale.models.ConsistencyModel` (returned as is); a name from the model
+        catalog (``esmscale models``: the shipped models and the user's folders, see
+        :mod:`esmscale.pretrained.catalog`), optionally pinned as ``NAME@sha256:HEX``; or a
+        folder written by ``save_pretrained`` (also pinnable: ``FOLDER@sha256:HEX``).
+
+    Returns
+    -------
+    ConsistencyModel
+        Its ``sha256`` is that of the weights, checked against the catalog and the pin.
 
     Examples
     --------
-    >>> load_model("synthetic-pr-4x").config.factor
+    >>> model = load_model("synthetic-pr-4x")
+    >>> model.config.factor
     4
+    >>> load_model("synthetic-pr-4x@sha256:" + model.sha256).sha256 == model.sha256
+    True
+    >>> load_model("synthetic-pr-4x@sha256:" + "0" * 64)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: model 'synthetic-pr-4x': checksum mismatch: expected ...
     """
     if isinstance(model, ConsistencyModel):
         return model
-    if isinstance(model, str) and model in MODELS:
-        return ConsistencyModel.from_pretrained(model_path(model))
-    if Path(model).exists():
-        return ConsistencyModel.from_pretrained(model)
+    text = str(model)
+    name, pin = parse_model_spec(text)
+    entries = {e.name: e for e in model_catalog()}
+    if name in entries:
+        entry = resolve_model(text)
+        loaded = ConsistencyModel.from_pretrained(entry.path)
+        verify_sha256(name, entry.sha256, str(loaded.sha256), str(entry.path))
+        return loaded
+    if Path(name).exists():
+        loaded = ConsistencyModel.from_pretrained(name)
+        if pin is not None:
+            verify_sha256(name, pin, str(loaded.sha256), name)
+        return loaded
+    user = sorted(n for n, e in entries.items() if e.source != "shipped")
     raise EsmscaleError(
-        f"model {str(model)!r} is neither a shipped model name ({available_models()}) nor an "
-        "existing checkpoint path."
+        f"model {text!r} is neither a shipped model name ({available_models()}) nor a user "
+        f"model ({user}) nor an existing checkpoint path. `esmscale models` lists the models; "
+        "add your own folder of models with esmscale.pretrained.register_model_folder() or "
+        "$ESMSCALE_MODELS."
     )

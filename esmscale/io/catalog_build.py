@@ -1,0 +1,331 @@
+"""Build an intake-esm catalog (JSON + CSV) from a folder of NetCDF and Zarr files.
+
+Each file is opened (metadata only) and classified by its CMIP facets: first from its global
+attributes (CMIP6: ``source_id``, ``experiment_id``, ``variant_label``/``member_id``,
+``table_id``, ``grid_label``...; CMIP5/CMIP3: ``project_id``, ``model_id``, ``realization``...;
+CORDEX: ``CORDEX_domain``, ``driving_model_id``...), then, for what is missing, from the
+CMIP6, CMIP5 and CORDEX file-name conventions. The time range comes from the time
+coordinate. A file that cannot be read, or that names no model (``source_id``) and experiment,
+is **reported** with the reason and left out of the catalog; the scan goes on.
+
+Examples
+--------
+>>> import tempfile, numpy as np, pandas as pd, xarray as xr
+>>> folder = Path(tempfile.mkdtemp())
+>>> time = pd.date_range("2000-01-01", periods=3)
+>>> da = xr.DataArray(np.ones((3, 2, 2)), dims=("time", "lat", "lon"), coords={"time": time})
+>>> name = "pr_day_MyESM_ssp585_r1i1p1f1_gn_20000101-20000103.nc"
+>>> da.to_dataset(name="pr").to_netcdf(folder / name)
+>>> result = build_catalog(folder, folder / "catalog.json")
+>>> facets = ["source_id", "experiment_id", "member_id", "variable_id", "time_range"]
+>>> result.table[facets].values.tolist()
+[['MyESM', 'ssp585', 'r1i1p1f1', 'pr', '20000101-20000103']]
+>>> result.skipped
+[]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from esmscale.errors import EsmscaleError
+
+__all__ = ["FACETS", "CatalogBuild", "build_catalog", "classify"]
+
+#: Columns of the catalog, in order (``path`` and ``format`` follow).
+FACETS = (
+    "project",
+    "activity_id",
+    "institution_id",
+    "source_id",
+    "driving_source_id",
+    "experiment_id",
+    "member_id",
+    "table_id",
+    "frequency",
+    "domain",
+    "grid_label",
+    "variable_id",
+    "time_range",
+    "start_time",
+    "end_time",
+    "folder",
+)
+#: Written for a facet that neither the attributes nor the file name give (intake-esm drops
+#: rows whose grouping facets are empty, so an explicit value keeps every file loadable).
+UNKNOWN = "unknown"
+_GROUPBY = ("project", "source_id", "driving_source_id", "experiment_id", "member_id",
+            "table_id", "frequency", "domain", "grid_label", "folder", "variable_id")  # fmt: skip
+_MEMBER6 = r"r\d+i\d+p\d+f\d+"
+_MEMBER5 = r"r\d+i\d+p\d+"
+_TIME = r"\d{4,14}(?:-\d{4,14})?"
+_CMIP6_NAME = re.compile(
+    rf"^(?P<variable_id>[^_]+)_(?P<table_id>[^_]+)_(?P<source_id>[^_]+)_(?P<experiment_id>[^_]+)_"
+    rf"(?P<member_id>(?:s\d+-)?{_MEMBER6})_(?P<grid_label>g[^_]+)(?:_(?P<time_range>{_TIME}))?$"
+)
+_CORDEX_NAME = re.compile(
+    rf"^(?P<variable_id>[^_]+)_(?P<domain>[A-Z]{{3}}-\d+i?)_(?P<driving_source_id>[^_]+)_"
+    rf"(?P<experiment_id>[^_]+)_(?P<member_id>{_MEMBER5})_(?P<source_id>[^_]+)_[^_]+_"
+    rf"(?P<frequency>[^_]+)(?:_(?P<time_range>{_TIME}))?$"
+)
+_CMIP5_NAME = re.compile(
+    rf"^(?P<variable_id>[^_]+)_(?P<table_id>[^_]+)_(?P<source_id>[^_]+)_(?P<experiment_id>[^_]+)_"
+    rf"(?P<member_id>{_MEMBER5})(?:_(?P<time_range>{_TIME}))?(?:_.*)?$"
+)
+_TABLE_FREQUENCY = {"day": "day", "Amon": "mon", "Omon": "mon", "Lmon": "mon", "3hr": "3hr",
+                    "6hrLev": "6hr", "6hrPlev": "6hr", "fx": "fx", "Aday": "day"}  # fmt: skip
+_NOT_DATA = re.compile(r"(_bnds|_bounds|^time_vectors|^crs|^rotated_pole|^rotated_latitude_lon)")
+
+
+@dataclass
+class CatalogBuild:
+    """What :func:`build_catalog` wrote and what it left out.
+
+    Attributes
+    ----------
+    json_path, csv_path
+        The catalog files.
+    table
+        The catalog's rows (one per file and variable).
+    skipped
+        ``(path, reason)`` for every file that is not in the catalog: unreadable, or not
+        classifiable (no model or experiment in its attributes or name).
+    """
+
+    json_path: Path
+    csv_path: Path
+    table: pd.DataFrame
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One paragraph: counts, then one line per file left out."""
+        lines = [
+            f"wrote {self.json_path} and {self.csv_path.name}: {len(self.table)} entries from "
+            f"{self.table['path'].nunique() if len(self.table) else 0} files; "
+            f"{len(self.skipped)} files left out" + (":" if self.skipped else ".")
+        ]
+        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _member5(attrs: dict[str, Any]) -> str | None:
+    r = _text(attrs.get("realization"))
+    if r is None:
+        return None
+    i = _text(attrs.get("initialization_method"))
+    p = _text(attrs.get("physics_version"))
+    return f"r{r}" + (f"i{i}p{p}" if i and p else "")
+
+
+def _from_attributes(attrs: dict[str, Any]) -> dict[str, str | None]:
+    a = {str(k): v for k, v in attrs.items()}
+    project = _text(a.get("mip_era")) or _text(a.get("project_id")) or _text(a.get("project"))
+    table = _text(a.get("table_id"))
+    if table and table.startswith("Table "):  # CMIP5: "Table Amon (31 January 2011) <md5>"
+        table = table.split()[1]
+    member = _text(a.get("member_id")) or _text(a.get("variant_label"))
+    if member is None and _text(a.get("driving_model_ensemble_member")):
+        member = _text(a.get("driving_model_ensemble_member"))
+    sub_exp = _text(a.get("sub_experiment_id"))
+    if member and sub_exp and sub_exp != "none" and not member.startswith(sub_exp):
+        member = f"{sub_exp}-{member}"
+    domain = _text(a.get("CORDEX_domain")) or _text(a.get("domain_id"))
+    if domain and project is None:
+        project = "CORDEX"
+    experiment = _text(a.get("experiment_id")) or _text(a.get("driving_experiment_name"))
+    return {
+        "project": project,
+        "activity_id": _text(a.get("activity_id")),
+        "institution_id": _text(a.get("institution_id")) or _text(a.get("institute_id")),
+        "source_id": _text(a.get("source_id")) or _text(a.get("model_id")),
+        "driving_source_id": _text(a.get("driving_model_id")) or _text(a.get("driving_source_id")),
+        "experiment_id": experiment,
+        "member_id": member or _member5(a),
+        "table_id": table,
+        "frequency": _text(a.get("frequency")),
+        "domain": domain,
+        "grid_label": _text(a.get("grid_label")),
+        "variable_id": _text(a.get("variable_id")),
+    }
+
+
+def _from_name(stem: str) -> dict[str, str]:
+    for project, pattern in (("CMIP6", _CMIP6_NAME), ("CORDEX", _CORDEX_NAME),
+                             ("CMIP5", _CMIP5_NAME)):  # fmt: skip
+        match = pattern.match(stem)
+        if match:
+            return {"project": project, **{k: v for k, v in match.groupdict().items() if v}}
+    return {}
+
+
+def classify(path: str | os.PathLike[str], attrs: dict[str, Any]) -> dict[str, str | None]:
+    """Facets of a file from its global attributes, completed from its name.
+
+    Examples
+    --------
+    >>> f = classify("tas_EUR-44_ICHEC-EC-EARTH_rcp85_r12i1p1_KNMI-RACMO22E_v1_day_2006.nc", {})
+    >>> f["project"], f["domain"], f["driving_source_id"], f["source_id"], f["frequency"]
+    ('CORDEX', 'EUR-44', 'ICHEC-EC-EARTH', 'KNMI-RACMO22E', 'day')
+    >>> classify("data.nc", {"mip_era": "CMIP6", "source_id": "CanESM5"})["source_id"]
+    'CanESM5'
+    """
+    facets = _from_attributes(attrs)
+    for key, value in _from_name(Path(path).name.split(".")[0]).items():
+        if facets.get(key) is None:
+            facets[key] = value
+    if facets.get("frequency") is None and facets.get("table_id") in _TABLE_FREQUENCY:
+        facets["frequency"] = _TABLE_FREQUENCY[str(facets["table_id"])]
+    return facets
+
+
+def _data_variables(ds: xr.Dataset) -> list[str]:
+    return [
+        str(name)
+        for name, var in ds.data_vars.items()
+        if var.ndim >= 1 and not _NOT_DATA.search(str(name))
+    ]
+
+
+def _time_range(ds: xr.Dataset) -> tuple[str | None, str | None]:
+    if "time" not in ds.coords or ds["time"].size == 0:
+        return None, None
+    values = ds["time"].values
+    if not (np.issubdtype(values.dtype, np.datetime64) or values.dtype == object):
+        return None, None
+    first, last = values.min(), values.max()
+
+    def iso(v: Any) -> str:
+        return (
+            str(pd.Timestamp(v).date()) if isinstance(v, np.datetime64) else v.strftime("%Y-%m-%d")
+        )
+
+    return iso(first), iso(last)
+
+
+def _open(path: Path) -> xr.Dataset:
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    if path.suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists():
+        return xr.open_zarr(path, decode_times=coder, consolidated=None)
+    return xr.open_dataset(path, decode_times=coder, engine="netcdf4")
+
+
+def _candidates(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        zarrs = [d for d in dirs if d.endswith(".zarr")]
+        found += [here / d for d in zarrs]
+        dirs[:] = sorted(d for d in dirs if d not in zarrs and not d.startswith("."))
+        found += [here / f for f in files if f.endswith((".nc", ".nc4", ".netcdf"))]
+    return sorted(found)
+
+
+def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]) -> CatalogBuild:
+    """Scan ``folder`` for NetCDF and Zarr files and write an intake-esm catalog.
+
+    Parameters
+    ----------
+    folder
+        The data folder; its files are scanned recursively. Asset paths in the catalog are
+        relative to it (open the catalog with ``root=folder`` / ``--catalog-root`` when the
+        catalog lies elsewhere).
+    output
+        The JSON file to write; the CSV is written beside it (same name, ``.csv``).
+
+    Returns
+    -------
+    CatalogBuild
+        The files written, the table, and the files left out with the reason.
+    """
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise EsmscaleError(
+            f"catalog build: {str(folder)!r} is not a folder; give the data folder."
+        )
+    out = Path(output)
+    if out.suffix != ".json":
+        raise EsmscaleError(f"catalog build: the output {str(out)!r} must end in .json.")
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    for path in _candidates(root):
+        rel = str(path.relative_to(root))
+        try:
+            with _open(path) as ds:
+                facets = classify(path, dict(ds.attrs))
+                variables = _data_variables(ds)
+                start, end = _time_range(ds)
+        except Exception as err:
+            skipped.append((rel, f"unreadable ({type(err).__name__}: {err})"))
+            continue
+        missing = [k for k in ("source_id", "experiment_id") if facets.get(k) is None]
+        if missing:
+            skipped.append(
+                (
+                    rel,
+                    (
+                        f"not classified: no {' or '.join(missing)} in its attributes, and its "
+                        "name follows no CMIP6, CMIP5 or CORDEX file-name convention"
+                    ),
+                )
+            )
+            continue
+        named = facets.get("variable_id")
+        chosen = [named] if named and named in variables else variables
+        if not chosen:
+            skipped.append((rel, "no data variable with dimensions"))
+            continue
+        time_range = (
+            (start.replace("-", "") + "-" + end.replace("-", "")) if start and end else None
+        )
+        for variable in chosen:
+            row = {**facets, "variable_id": variable, "start_time": start, "end_time": end}
+            row["time_range"] = time_range or facets.get("time_range")
+            row["path"] = rel
+            row["folder"] = str(Path(rel).parent)  # different folders: different datasets
+            row["format"] = "zarr" if path.is_dir() else "netcdf"
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=[*FACETS, "path", "format"]).fillna(UNKNOWN)
+    csv = out.with_suffix(".csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv, index=False)
+    spec = {
+        "esmcat_version": "0.1.0",
+        "id": out.stem,
+        "description": (
+            f"Built by 'esmscale catalog build' from {root}; asset paths are relative to that "
+            f"folder. Facets not found in a file's attributes or name are '{UNKNOWN}'."
+        ),
+        "catalog_file": csv.name,
+        "attributes": [{"column_name": c, "vocabulary": ""} for c in FACETS],
+        "assets": {"column_name": "path", "format_column_name": "format"},
+        "aggregation_control": {
+            "variable_column_name": "variable_id",
+            "groupby_attrs": list(_GROUPBY),
+            "aggregations": [
+                {"type": "union", "attribute_name": "variable_id"},
+                {
+                    "type": "join_existing",
+                    "attribute_name": "time_range",
+                    "options": {"dim": "time", "coords": "minimal", "compat": "override"},
+                },
+            ],
+        },
+    }
+    out.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return CatalogBuild(out, csv, table, skipped)
