@@ -273,6 +273,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
         maps=not a.no_coastlines,
         coastline_data=a.coastline_data,
         download_coastlines=True if a.download_coastlines else None,
+        indices=not a.no_indices,
+        fss=not a.no_indices,
     )
     for name, m in metrics["methods"].items():
         corr = "" if m["pooled_corr"] is None else f", pooled r {m['pooled_corr']:.3f}"

@@ -366,7 +366,8 @@ def _evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "_cmd_evaluate",
         "score downscaled results against observations; write report.md and figures",
         "Score downscaled results against observations on their grid (CRPS, quantiles, "
-        "wet-day frequency, spectra, consistency with the coarse input) and write report.md, "
+        "wet-day frequency, spectra, consistency with the coarse input, and for daily "
+        "precipitation the ETCCDI indices and the fractions skill score) and write report.md, "
         "metrics.json and figures into a folder.",
         """
   esmscale evaluate obs.nc --result cm=out.zarr --output report
@@ -386,6 +387,12 @@ def _evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--coarse", default=None, help="the coarse input that was downscaled (default: none)"
     )
     e.add_argument("--output", required=True, help="output folder (report.md, PNGs, JSON)")
+    e.add_argument(
+        "--no-indices",
+        action="store_true",
+        help="skip the ETCCDI climate indices (xclim) and the fractions skill score, which "
+        "daily precipitation gets by default",
+    )
     e.add_argument(
         "--variable",
         default=None,

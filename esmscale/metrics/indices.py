@@ -28,7 +28,9 @@ within the whole series and assigned to the period where they end (xclim's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +137,19 @@ def _prcptot(pr: xr.DataArray, freq: str, _: xr.DataArray | None) -> xr.DataArra
 DEFAULT_INDICES: tuple[str, ...] = tuple(INDICES.available())
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide the libraries' noise that says nothing about the user's data.
+
+    Cells without a single wet day (sea, deserts) make the wet-day percentile an all-NaN
+    slice, which is the intended NaN; xclim's calendar code trips a pandas deprecation.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        warnings.filterwarnings("ignore", module="xclim")
+        yield
+
+
 def _to_mm_day(pr: xr.DataArray, name: str) -> xr.DataArray:
     units = pr.attrs.get("units")
     if quantity(units, name) != "precipitation":
@@ -188,7 +203,8 @@ def wet_day_percentile(base: xr.DataArray, q: float = 0.95, name: str = "base") 
         raise EsmscaleError(f"{name!r} has no time dimension; a percentile needs a series.")
     if b.chunks is not None:
         b = b.chunk({t: -1})
-    per = b.where(b >= WET).quantile(q, dim=t, skipna=True).drop_vars("quantile")
+    with _quiet():  # a cell without wet days has no percentile: NaN, as intended
+        per = b.where(b >= WET).quantile(q, dim=t, skipna=True).drop_vars("quantile")
     return per.assign_attrs(units="mm/d")
 
 
@@ -253,16 +269,18 @@ def climate_indices(
         per = wet_day_percentile(pr if base is None else base, name=f"{nm} (base)")
     has_data = p.notnull().any("time")  # cells never observed (e.g. sea) stay NaN
     out = {}
-    for s in specs:
-        v = s.compute(p, freq, per).isel(time=keep).where(has_data)
-        out[s.name] = v.assign_attrs(units=s.units, long_name=s.long_name)
+    with _quiet():
+        for s in specs:
+            v = s.compute(p, freq, per).isel(time=keep).where(has_data)
+            out[s.name] = v.assign_attrs(units=s.units, long_name=s.long_name)
     return xr.Dataset(out)
 
 
 def _mean_over(ix: xr.Dataset, valid: xr.DataArray | None) -> dict[str, float]:
     """Mean of each index over members, periods and (valid) cells."""
     ds = ix if valid is None else ix.where(valid)
-    means = ds.mean().compute()
+    with _quiet():
+        means = ds.mean().compute()
     return {str(k): float(v) for k, v in means.data_vars.items()}
 
 

@@ -25,6 +25,7 @@ from esmscale.metrics import checks as C
 from esmscale.report import is_synthetic, resolve_coastlines, write_report
 from esmscale.report import scores as S
 from esmscale.report.drawing import FigureData, draw_figures
+from esmscale.report.fieldscores import field_scores
 
 __all__ = ["evaluate"]
 
@@ -98,10 +99,10 @@ def _compute(spec: S.ScoreSpec, aligned: Aligned, bar: Any) -> S.Scores:
 
 
 def _n_steps(spec: S.ScoreSpec, aligned: Aligned) -> int:
-    """Progress-bar length: observations, one per method, histograms, figures, report."""
+    """Progress-bar length: observations, one per method, histograms, indices, figures, report."""
     n_ens = sum(M.MEMBER in r.dims and r.sizes[M.MEMBER] >= 2 for r, _ in aligned.values())
     n_fig = len(aligned) + 4 + (2 if n_ens else 0) + (1 if spec.curve else 0)
-    return len(aligned) + 3 + n_fig
+    return len(aligned) + 4 + n_fig
 
 
 def _write(
@@ -122,12 +123,20 @@ def _write(
 
 
 def _report(
-    spec: S.ScoreSpec, aligned: Aligned, out_dir: Path, coast: Any, bar: Any
+    spec: S.ScoreSpec,
+    aligned: Aligned,
+    out_dir: Path,
+    coast: Any,
+    bar: Any,
+    field: Mapping[str, bool],
 ) -> dict[str, Any]:
     """Compute, draw and write, advancing ``bar``; return the metrics."""
     scores = _compute(spec, aligned, bar)
-    bar.set_postfix_str("figures")
+    bar.set_postfix_str("indices and FSS")
     metrics = S.assemble(spec, scores)
+    metrics["field_scores"] = field_scores(aligned, spec.obs, spec.tdim, **field)
+    bar.update(1)
+    bar.set_postfix_str("figures")
 
     def done(what: str) -> None:
         bar.set_postfix_str(f"figure: {what}")
@@ -156,6 +165,8 @@ def evaluate(
     bins: int = 500,
     coastline_data: str | os.PathLike[str] | None = None,
     download_coastlines: bool | None = None,
+    indices: bool = True,
+    fss: bool = True,
 ) -> dict[str, Any]:
     """Compare downscaled results with observations; write ``report.md``, figures and JSON.
 
@@ -201,6 +212,11 @@ def evaluate(
     download_coastlines
         Let Cartopy download Natural Earth coastlines if no offline data is found (default:
         ``$ESMSCALE_DOWNLOAD_COASTLINES`` is 1, off otherwise).
+    indices, fss
+        Add the relative bias of each ETCCDI index (xclim; Rx1day, Rx5day, SDII, R10mm, R20mm,
+        CDD, CWD, R95pTOT, PRCPTOT) and the fractions skill score at 1 and 10 mm day-1 over
+        windows of 1 to 9 cells (:mod:`esmscale.report.fieldscores`). Both need daily
+        precipitation; otherwise ``field_scores["skipped"]`` and the report say why.
 
     Returns
     -------
@@ -211,7 +227,9 @@ def evaluate(
         ``quantile_error`` and ``quantile_error_relative`` (keyed by quantile),
         ``histogram_error``, ``wet_day_fraction``, ``wet_day_error``, ``mean_bias``,
         ``zonal_profile_error``, ``pooled_corr``, ``lowpass_corr``; plus ``obs``, ``period``,
-        ``grid``, ``factor``, ``k_star``, ``k_star_per_degree``, ``crps_vs_t`` and ``files``.
+        ``grid``, ``factor``, ``k_star``, ``k_star_per_degree``, ``crps_vs_t``,
+        ``field_scores`` (``index_bias`` and ``fss`` per method, or why ``skipped``) and
+        ``files``.
 
     Examples
     --------
@@ -249,6 +267,6 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=_n_steps(spec, aligned), desc="evaluate", unit="step", disable=not progress)
     try:
-        return _report(spec, aligned, out_dir, coast, bar)
+        return _report(spec, aligned, out_dir, coast, bar, {"indices": indices, "fss": fss})
     finally:
         bar.close()

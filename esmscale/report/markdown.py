@@ -185,6 +185,42 @@ def _crps_vs_t(metrics: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _field_scores(metrics: Mapping[str, Any]) -> list[str]:
+    """Index biases and FSS tables, or why they are absent."""
+    fs = metrics.get("field_scores")
+    if not fs:
+        return []
+    if fs.get("skipped"):
+        return ["## Climate indices and FSS", "", f"Not computed: {fs['skipped']}", ""]
+    lines: list[str] = []
+    if fs["index_bias"]:
+        names = list(next(iter(fs["index_bias"].values())))
+        rows = [
+            [m, *[format_value(b.get(i), percent=True) for i in names]]
+            for m, b in fs["index_bias"].items()
+        ]
+        lines += [
+            "## Climate indices (relative bias of the mean against the observations)",
+            "",
+            markdown_table(["method", *names], rows),
+            "",
+        ]
+    if fs["fss"]:
+        first = next(iter(fs["fss"].values()))
+        rows = []
+        for m, per_thr in fs["fss"].items():
+            for thr, per_w in per_thr.items():
+                rows.append([m, f"{thr} mm/day", *[format_value(v) for v in per_w.values()]])
+        wins = list(next(iter(first.values())))
+        lines += [
+            "## Fractions skill score (1 = perfect, by window size in cells)",
+            "",
+            markdown_table(["method", "threshold", *[f"{w}x{w}" for w in wins]], rows),
+            "",
+        ]
+    return lines
+
+
 def _figures(figures: Mapping[str, Sequence[str]]) -> list[str]:
     lines = ["## Figures", ""]
     for section, files in figures.items():
@@ -218,6 +254,7 @@ def write_report(
         *_summary(metrics, u),
         *_quantiles(metrics, u),
         *_crps_vs_t(metrics),
+        *_field_scores(metrics),
         *_figures(figures),
     ]
     out.write_text("\n".join(lines), encoding="utf-8")

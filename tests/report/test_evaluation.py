@@ -240,3 +240,39 @@ def test_docstring_examples():
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0, module.__name__
+
+
+def test_field_scores_in_metrics_and_report(world, tmp_path):
+    """Index biases and FSS per method equal the metrics functions; the report shows them."""
+    obs, coarse, results = world
+    out = evaluate(obs, results, coarse, output_dir=tmp_path, progress=False, maps=False)
+    fs = out["field_scores"]
+    assert fs["skipped"] is None
+    assert set(fs["index_bias"]) == set(fs["fss"]) == set(results)
+    for name, r in results.items():
+        direct = M.index_bias(r.assign_attrs(units="mm day-1"), obs.assign_attrs(units="mm day-1"))
+        for index, value in direct.items():
+            got = fs["index_bias"][name][index]
+            assert (np.isnan(value) and got is None) or got == pytest.approx(value, rel=1e-6)
+    f = M.fractions_skill_score(results["nearest"], obs, [1.0], [3])
+    assert fs["fss"]["nearest"]["1"]["3"] == pytest.approx(float(f.squeeze()), rel=1e-6)
+    assert 0.0 <= fs["fss"]["nearest"]["10"]["1"] <= 1.0
+    report = (tmp_path / "report.md").read_text()
+    assert "rx1day" in report.lower() and "Fractions skill score" in report
+
+
+def test_field_scores_say_why_they_are_skipped(tmp_path):
+    """Monthly data get no daily indices, and the report says so instead of staying silent."""
+    ds = synthetic_precip(16, 16, 6, seed=1)
+    monthly = ds.pr.assign_coords(
+        time=xr.date_range("2000-01-01", periods=6, freq="MS", use_cftime=True)
+    )
+    out = evaluate(monthly, {"same": monthly}, output_dir=tmp_path, progress=False, maps=False)
+    reason = out["field_scores"]["skipped"]
+    assert reason and "daily" in reason
+    assert "Not computed" in (tmp_path / "report.md").read_text()
+    off = evaluate(
+        monthly, {"same": monthly}, output_dir=tmp_path / "off", progress=False, maps=False,
+        indices=False, fss=False,
+    )  # fmt: skip
+    assert off["field_scores"]["skipped"] == "not requested"
