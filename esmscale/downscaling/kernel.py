@@ -16,6 +16,7 @@ import contextlib
 import numpy as np
 
 from esmscale.devices import autocast, model_on
+from esmscale.downscaling.restore import reach, restore_large_scales, smooth_perturbation
 from esmscale.downscaling.spec import BlockSpec
 from esmscale.downscaling.tiling import denoise_region, fixed_threads
 from esmscale.errors import EsmscaleError
@@ -73,16 +74,63 @@ def run_block(
     y = np.asarray(tr.forward(fine), dtype=np.float32)
     nan = ~np.isfinite(y)
     y[nan] = tr.fill_value
+    wide, inner = _widened(spec, region)
     threads = contextlib.nullcontext() if spec.threads is None else fixed_threads(spec.threads)
     with threads, autocast(spec.device, spec.precision):
         z = denoise_region(
-            _model(spec), y, spec.grid, region, spec.sampling, member=member, time_index=time_index
+            _model(spec), y, spec.grid, wide, spec.sampling, member=member, time_index=time_index
         )
     if tr.kind == "log":
         z = np.clip(z, -1.0, None)
     out = np.asarray(tr.inverse(z), dtype=np.float32)
-    out[nan[:, region[0], region[1]]] = np.nan
-    return out
+    out[nan[:, wide[0], wide[1]]] = np.nan
+    if spec.restore is not None:
+        out = _restore(spec, out, fine[:, wide[0], wide[1]], wide, member, time_index)
+    return out[:, inner[0], inner[1]]
+
+
+def _widened(
+    spec: BlockSpec, region: tuple[slice, slice]
+) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """The region the restore's low-pass reads (``wide``) and ``region`` within it."""
+    if spec.restore is None:
+        n = (region[0].stop - region[0].start, region[1].stop - region[1].start)
+        return region, (slice(0, n[0]), slice(0, n[1]))
+    r, g = reach(spec.restore), spec.grid
+    y0, y1 = max(0, region[0].start - r), min(g.ny, region[0].stop + r)
+    # a periodic (global) grid: the whole ring, filtered with wrap-around
+    x0, x1 = (0, g.nx) if g.wrap_x else (max(0, region[1].start - r), min(g.nx, region[1].stop + r))
+    wide = (slice(y0, y1), slice(x0, x1))
+    inner = (
+        slice(region[0].start - y0, region[0].stop - y0),
+        slice(region[1].start - x0, region[1].stop - x0),
+    )
+    return wide, inner
+
+
+def _restore(
+    spec: BlockSpec,
+    out: np.ndarray,
+    ref: np.ndarray,
+    wide: tuple[slice, slice],
+    member: int,
+    time_index: np.ndarray,
+) -> np.ndarray:
+    """The member-wise large-scale restore and its spread (:mod:`esmscale.downscaling.restore`)."""
+    assert spec.restore is not None
+    mult = spec.transform.kind == "log"
+    res = restore_large_scales(out, ref, spec.restore, multiplicative=mult, wrap_x=spec.grid.wrap_x)
+    if spec.spread > 0:
+        a = spec.spread
+        shape = (spec.grid.ny, spec.grid.nx)
+        for i, t in enumerate(np.asarray(time_index).tolist()):
+            # drawn over the whole grid, so the field does not depend on the region
+            z = smooth_perturbation(shape, spec.spread_length, (spec.seed, member, int(t), 7))
+            z = z[wide[0], wide[1]]
+            res[i] = res[i] * np.exp(a * z - 0.5 * a * a) if mult else res[i] + a * z
+    if mult:
+        res = np.maximum(res, 0.0)
+    return np.asarray(res, dtype=np.float32)
 
 
 def block_task(

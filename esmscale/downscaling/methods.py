@@ -107,6 +107,9 @@ _IGNORED = frozenset(
         "conserve",
         "device",
         "precision",
+        "restore",
+        "spread",
+        "spread_length",
     }
 )
 #: Options of quantile delta mapping (used by ``qdm-bilinear``, accepted by all baselines).

@@ -75,6 +75,9 @@ def downscale(
     check: str = "raise",
     device: str = "cpu",
     precision: str = "fp32",
+    restore: float | None = None,
+    spread: float = 0.0,
+    spread_length: float = 4.0,
 ) -> xr.DataArray | xr.Dataset:
     """Downscale coarse ESM fields into a high-resolution ensemble (lazy with Dask input).
 
@@ -132,6 +135,17 @@ def downscale(
         to the device's rounding (the noise is drawn on the host).
     precision
         ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 is refused on the CPU).
+    restore
+        Keep the input's large scales in every member: the output is rescaled (precipitation)
+        or shifted (temperature) so that its Gaussian low-pass of SD ``restore`` target cells
+        equals the (bias-corrected) input's (:mod:`esmscale.downscaling.restore`). Keeps the
+        climatology map, intense days and the change signal that the network alone damps
+        (docs/downscaling.md). None (default): the network's output as it is.
+    spread, spread_length
+        With ``restore``: amplitude and correlation length (target cells) of an independent,
+        smooth, mean-one multiplicative perturbation per member, which returns the
+        uncertainty of the large scales that the restore takes from the input (0: none;
+        calibrate the amplitude on held-out pairs to a spread-skill ratio near 1).
 
     Returns
     -------
@@ -183,6 +197,9 @@ def downscale(
         threads=threads,
         device=device,
         precision=precision,
+        restore=restore,
+        spread=spread,
+        spread_length=spread_length,
     )
     data = fine.data if isinstance(fine.data, dsa.Array) else dsa.from_array(fine.data, chunks=-1)
     ych = spatial_chunks(grid.ny, (chunks or {}).get(inp.lat), grid.halo, inp.lat)
@@ -198,6 +215,8 @@ def downscale(
         "halo": grid.halo,
         "bias_correction": bias_label(bias_correction),
         "conserve": str(conserve),
+        "restore": "none" if restore is None else f"{restore:g} cells",
+        "spread": f"{spread:g} (length {spread_length:g} cells)",
     }
     result = wrap_output(out, inp, cm, prov, conserve=conserve, default_target=target is None)
     return result.to_dataset() if isinstance(obj, xr.Dataset) else result

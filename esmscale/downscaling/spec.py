@@ -54,6 +54,12 @@ class BlockSpec:
         any device up to the device's rounding.
     precision
         ``"fp32"``, ``"bf16"`` or ``"fp16"``: autocast around the network calls.
+    restore
+        Gaussian SD in cells of the member-wise large-scale restore
+        (:mod:`esmscale.downscaling.restore`), or None for the network's output as it is.
+    spread, spread_length
+        Amplitude and correlation length (cells) of the smooth mean-one multiplicative
+        perturbation given to each restored member (0: none); needs ``restore``.
 
     Examples
     --------
@@ -75,6 +81,9 @@ class BlockSpec:
     batch_size: int = DEFAULT_BATCH
     device: str = "cpu"
     precision: str = "fp32"
+    restore: float | None = None
+    spread: float = 0.0
+    spread_length: float = 4.0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -87,6 +96,18 @@ class BlockSpec:
         if self.threads is not None and self.threads < 1:
             raise EsmscaleError(f"threads={self.threads} must be >= 1 (or None).")
         SAMPLERS.get(self.sampler)  # an unknown name lists the known ones
+        if self.restore is not None and not self.restore > 0:
+            raise EsmscaleError(
+                f"restore={self.restore} must be a positive length in target cells "
+                "(the Gaussian SD of the large scales kept from the input), or None."
+            )
+        if self.spread < 0 or (self.spread > 0 and self.restore is None):
+            raise EsmscaleError(
+                f"spread={self.spread} needs restore=SIGMA and must be >= 0: it perturbs "
+                "the large scales that the restore takes from the input."
+            )
+        if not self.spread_length > 0:
+            raise EsmscaleError(f"spread_length={self.spread_length} must be > 0 (cells).")
 
     @property
     def sampling(self) -> Sampling:
