@@ -61,8 +61,8 @@ def lowpass(x: np.ndarray, sigma: float, *, wrap_x: bool = False) -> np.ndarray:
     s = (0.0,) * (x.ndim - 2) + (float(sigma), float(sigma))
     modes = ["constant"] * (x.ndim - 1) + ["wrap" if wrap_x else "constant"]
     kw = {"sigma": s, "mode": modes, "cval": 0.0, "truncate": TRUNCATE}
-    num = ndimage.gaussian_filter(np.where(valid, x, 0.0), **kw)  # type: ignore[arg-type]
-    den = ndimage.gaussian_filter(valid.astype(np.float64), **kw)  # type: ignore[arg-type]
+    num = ndimage.gaussian_filter(np.where(valid, x, 0.0), **kw)
+    den = ndimage.gaussian_filter(valid.astype(np.float64), **kw)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
     out[~valid] = np.nan
