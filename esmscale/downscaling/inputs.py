@@ -84,7 +84,11 @@ def _target(da: xr.DataArray, cm: ConsistencyModel, target: Any) -> xr.Dataset |
         lat, tlat = find_latlon(da)[0], find_latlon(tgt)[0]
         fine_d, coarse_d, unit = spacing(tgt[tlat].values), spacing(da[lat].values), "deg"
     else:
-        fine_d, coarse_d, unit = describe_grid(tgt).spacing_km(), describe_grid(da).spacing_km(), "km"
+        fine_d, coarse_d, unit = (
+            describe_grid(tgt).spacing_km(),
+            describe_grid(da).spacing_km(),
+            "km",
+        )
     if fine_d >= coarse_d:
         raise EsmscaleError(
             f"target grid spacing {fine_d:.4g} {unit} is not finer than the "

@@ -249,8 +249,6 @@ def _conserve_on_target(
     ref = reference.drop_vars(
         [c for c in reference.coords if c not in reference.dims], errors="ignore"
     )
-    ref = ref.isel(
-        {src.ydim: block_order(src.y, tgt.y, k), src.xdim: block_order(src.x, tgt.x, k)}
-    )
+    ref = ref.isel({src.ydim: block_order(src.y, tgt.y, k), src.xdim: block_order(src.x, tgt.x, k)})
     ref = ref.rename({src.ydim: "ref_y", src.xdim: "ref_x"}).transpose(..., "ref_y", "ref_x")
     return _conserve(result, ref, k, tr, inp.scale, inp.offset)

@@ -21,7 +21,15 @@ from pyproj.exceptions import CRSError
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.coords import find_latlon
 
-__all__ = ["Grid", "describe_grid", "is_rectilinear_latlon", "spatial_dims", "tiling_factor", "block_order", "with_grid_mapping"]
+__all__ = [
+    "Grid",
+    "block_order",
+    "describe_grid",
+    "is_rectilinear_latlon",
+    "spatial_dims",
+    "tiling_factor",
+    "with_grid_mapping",
+]
 
 #: Geographic CRS used for 1-D lat/lon grids and for all 2-D lat/lon output.
 LONLAT = pyproj.CRS.from_epsg(4326)
@@ -122,7 +130,8 @@ def _data_var(obj: xr.Dataset | xr.DataArray) -> xr.DataArray | None:
         return obj
     gridded = [v for v in obj.data_vars.values() if v.ndim >= 2]
     with_gm = [v for v in gridded if "grid_mapping" in v.attrs]
-    return (with_gm or gridded or [None])[0]
+    picked = with_gm or gridded
+    return picked[0] if picked else None
 
 
 def _items(obj: xr.Dataset | xr.DataArray) -> list[tuple[Any, Any]]:
@@ -144,9 +153,14 @@ def with_grid_mapping(ds: xr.Dataset | xr.DataArray, da: xr.DataArray) -> xr.Dat
     True
     """
     gm = str(da.attrs.get("grid_mapping", "")).split(":")[0].strip()
-    if gm and gm not in da.coords and isinstance(ds, xr.Dataset) and gm in ds.variables:
-        if ds[gm].ndim == 0:
-            return da.assign_coords({gm: ds[gm]})
+    if (
+        gm
+        and gm not in da.coords
+        and isinstance(ds, xr.Dataset)
+        and gm in ds.variables
+        and ds[gm].ndim == 0
+    ):
+        return da.assign_coords({gm: ds[gm]})
     return da
 
 
@@ -278,8 +292,7 @@ def _native_values(obj: xr.Dataset | xr.DataArray, dim: str, crs: pyproj.CRS) ->
         crs_unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
         if unit not in _UNIT_SCALE:
             raise EsmscaleError(
-                f"coordinate {dim!r} has units {unit!r}; a projected coordinate needs 'm' or "
-                "'km'."
+                f"coordinate {dim!r} has units {unit!r}; a projected coordinate needs 'm' or 'km'."
             )
         v = v * _UNIT_SCALE[unit] / crs_unit
     return v

@@ -47,7 +47,7 @@ def _edges(c: np.ndarray) -> np.ndarray:
 
 
 def _is_global(src: Grid) -> bool:
-    if src.kind == "latlon" or src.kind == "rotated":
+    if src.kind in {"latlon", "rotated"}:
         e = _edges(np.sort(src.x))
         return bool(e[-1] - e[0] >= 360.0 - 1e-6)
     return False
@@ -127,9 +127,7 @@ def bilinear_weights(src: Grid, tgt: Grid) -> tuple[sp.csr_matrix, np.ndarray]:
     nx = src.x.size
     rows = np.repeat(np.arange(x.size), 4)
     cols = np.stack([i0 * nx + j0, i0 * nx + j1, i1 * nx + j0, i1 * nx + j1], axis=1).ravel()
-    vals = np.stack(
-        [(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx], axis=1
-    ).ravel()
+    vals = np.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx], axis=1).ravel()
     w = sp.csr_matrix((vals, (rows, cols)), shape=(x.size, src.y.size * nx))
     w.sum_duplicates()
     return w, (cx & cy).reshape(tgt.shape)
@@ -317,7 +315,9 @@ def regrid_cf(
     valid = target_valid(target, tgt) if mask else None
     _coverage_error(src, tgt, covered, valid, da.name)
     keep = covered if valid is None else covered & valid
-    aux = [k for k, v in da.coords.items() if k not in da.dims and set(v.dims) & {src.ydim, src.xdim}]
+    aux = [
+        k for k, v in da.coords.items() if k not in da.dims and set(v.dims) & {src.ydim, src.xdim}
+    ]
     aux += [src.mapping_name] if src.mapping_name in da.coords else []
     src_da = da.drop_vars(aux)
     if src_da.chunks is not None:

@@ -65,7 +65,8 @@ def _radolan_grid(step: int = 1) -> xr.Dataset:
     900 x 900 grid is at x = -523.4622 km, y = -4658.645 km (46.9526 N, 3.5889 E); rows run
     south to north. Values: 24-h sums, (raw & 0x0FFF) * 0.1 mm, bit 0x2000 = no data.
     """
-    raw = gzip.open(sample_data(RADOLAN)).read()
+    with gzip.open(sample_data(RADOLAN)) as f:
+        raw = f.read()
     data = np.frombuffer(raw[raw.index(b"\x03") + 1 :], dtype="<u2")[: 900 * 900]
     data = data.reshape(900, 900)
     field = np.where(data & 0x2000, np.nan, (data & 0x0FFF) * 0.1)
@@ -119,7 +120,9 @@ def test_cmip5_onto_spread_utm(tiny_model_dir, tmp_path):
     pr = out["pr"]
     assert pr.dims == ("member", "time", "northing", "easting")
     assert pr.attrs["grid_mapping"] == "crs" and pr.attrs["units"] == "kg m-2 s-1"
-    assert out["lat"].dims == ("northing", "easting") and out["lat"].attrs["units"] == "degrees_north"
+    assert (
+        out["lat"].dims == ("northing", "easting") and out["lat"].attrs["units"] == "degrees_north"
+    )
     assert np.array_equal(pr.isnull().all(("member", "time")).values, sea)
     out.to_netcdf(tmp_path / "out.nc")
     back = xr.open_dataset(tmp_path / "out.nc", decode_coords="all")

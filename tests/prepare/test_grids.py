@@ -44,7 +44,7 @@ def test_rotated_pole_matches_stored_2d_latlon():
 def test_unknown_grid_mapping_is_named():
     ds = _open(CORDEX)
     ds["rotated_pole"].attrs["grid_mapping_name"] = "rotated_mercator_of_doom"
-    with pytest.raises(EsmscaleError, match="'rotated_mercator_of_doom'.*not known to pyproj"):
+    with pytest.raises(EsmscaleError, match=r"'rotated_mercator_of_doom'.*not known to pyproj"):
         describe_grid(ds)
 
 
@@ -59,7 +59,7 @@ def test_2d_coordinates_without_grid_mapping_say_what_is_needed():
 def test_disagreeing_crs_attributes_are_ambiguous_and_named():
     ds = _open(SPREAD)
     ds["crs"].attrs["proj4"] = "+proj=utm +zone=31 +ellps=GRS80 +units=m +no_defs"
-    with pytest.raises(EsmscaleError, match="ambiguous: crs.crs_wkt was read, and crs.proj4"):
+    with pytest.raises(EsmscaleError, match=r"ambiguous: crs\.crs_wkt was read, and crs\.proj4"):
         describe_grid(ds)
 
 
