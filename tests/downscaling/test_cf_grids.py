@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 
 from esmscale.cli import main
+from esmscale.downscaling.methods import get as get_method
 from esmscale.downscaling.pipeline import downscale
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.grids import describe_grid
@@ -130,7 +131,7 @@ def test_cmip5_onto_spread_utm(tiny_model_dir, tmp_path):
     assert g.same_crs(g0) and np.array_equal(g.x, g0.x) and np.array_equal(g.y, g0.y)
 
 
-def test_cmip5_onto_rotated_pole_and_round_trip():
+def test_cmip5_onto_rotated_pole_and_round_trip(tiny_model_dir):
     """CMIP5 onto a EUR-44 rotated-pole grid (the part inside the CMIP5 domain) and back."""
     cordex = _open(CORDEX).isel(rlat=slice(7, 22), rlon=slice(10, 28))
     cmip = _open(CMIP5)
@@ -138,6 +139,22 @@ def test_cmip5_onto_rotated_pole_and_round_trip():
     assert out.attrs["grid_mapping"] == "rotated_pole" and "rotated_pole" in out.coords
     np.testing.assert_allclose(out["lat"].values, cordex["lat"].values)
     _check_against_exact(out, 0.03)
+    ds = downscale(cmip, tiny_model_dir, target=cordex, members=1)
+    assert ds["pr"].dims == ("member", "time", "rlat", "rlon")
+    assert ds["pr"].attrs["grid_mapping"] == "rotated_pole"
+    assert ds["rotated_pole"].attrs["grid_north_pole_latitude"] == 39.25
+    base = get_method("bilinear")(cmip, None, target=cordex)
+    assert base["pr"].attrs["grid_mapping"] == "rotated_pole"
+    np.testing.assert_allclose(
+        base["pr"].values[0], regrid_cf(cmip["pr"], cordex).values, rtol=1e-6
+    )
+    # a rotated-pole input onto a finer regular grid
+    fine_ll = xr.Dataset(
+        coords={"lat": np.arange(38.0, 41.9, 0.2), "lon": np.arange(-4.6, 2.6, 0.2)}
+    )
+    rot = _on(cordex)
+    assert "grid_mapping" not in regrid_cf(rot, fine_ll).attrs
+    _check_against_exact(regrid_cf(rot, fine_ll), 0.01)
     # round trip: a 0.1 deg regular field -> rotated 0.44 deg -> back onto the part of the
     # regular grid inside the rotated one, within 1 % of the field's range
     fine = xr.Dataset(coords={"lat": np.arange(36.0, 44.5, 0.1), "lon": np.arange(-8.0, 5.0, 0.1)})
