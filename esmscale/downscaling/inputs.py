@@ -18,6 +18,7 @@ from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.prepare.checks import check_time
 from esmscale.prepare.coords import find_latlon
+from esmscale.prepare.grids import describe_grid, is_rectilinear_latlon
 from esmscale.prepare.inputs import open_dataset, select_variable
 from esmscale.prepare.physics import check_field
 from esmscale.prepare.regrid import refine_grid, regrid
@@ -38,7 +39,8 @@ class PreparedInput:
         ``(time, lat, lon)`` float32 fields on the target grid in the model's units (after
         bias correction, if any).
     name, tdim, lat, lon
-        Variable name and the dims of ``fine``.
+        Variable name and the dims of ``fine`` (``lat``/``lon`` are the target's native
+        ``(y, x)`` dims, e.g. ``northing``/``easting`` on a projected grid).
     scale, offset
         ``model units = input units * scale + offset``.
     """
@@ -67,12 +69,30 @@ def as_xarray(obj: Any) -> xr.Dataset | xr.DataArray:
 
 
 def _target(da: xr.DataArray, cm: ConsistencyModel, target: Any) -> xr.Dataset | xr.DataArray:
-    tgt = refine_grid(da, cm.config.factor) if target is None else target
-    lat, tlat = find_latlon(da)[0], find_latlon(tgt)[0]
-    if spacing(tgt[tlat].values) >= spacing(da[lat].values):
+    if target is None:
+        if not is_rectilinear_latlon(da):
+            g = describe_grid(da)
+            raise EsmscaleError(
+                f"the input {da.name!r} is on a {g.kind} grid (CRS from {g.source}); the default "
+                "target (the input grid refined by the model's factor) needs a 1-D lat/lon grid. "
+                "Give the output grid with target= (e.g. the observations' Dataset)."
+            )
+        tgt = refine_grid(da, cm.config.factor)
+    else:
+        tgt = target
+    if is_rectilinear_latlon(da) and is_rectilinear_latlon(tgt):
+        lat, tlat = find_latlon(da)[0], find_latlon(tgt)[0]
+        fine_d, coarse_d, unit = spacing(tgt[tlat].values), spacing(da[lat].values), "deg"
+    else:
+        fine_d, coarse_d, unit = (
+            describe_grid(tgt).spacing_km(),
+            describe_grid(da).spacing_km(),
+            "km",
+        )
+    if fine_d >= coarse_d:
         raise EsmscaleError(
-            f"target grid spacing {spacing(tgt[tlat].values):.4g} deg is not finer than the "
-            f"input's {spacing(da[lat].values):.4g} deg; downscaling needs a finer target."
+            f"target grid spacing {fine_d:.4g} {unit} is not finer than the "
+            f"input's {coarse_d:.4g} {unit}; downscaling needs a finer target."
         )
     return tgt
 
@@ -100,8 +120,15 @@ def prepare_inputs(
     da = check_field(da, check)
     scale, offset = linear_factors(da.attrs.get("units"), tr.units, name)
     tgt = _target(da, cm, target)
-    tlat, tlon = find_latlon(tgt)
-    fine = regrid(da, tgt, method=regrid_method, mask=True)
+    if is_rectilinear_latlon(da) and is_rectilinear_latlon(tgt):
+        tlat, tlon = find_latlon(tgt)
+        fine = regrid(da, tgt, method=regrid_method, mask=True)
+    else:  # rotated-pole or projected input or target: sparse weights through pyproj
+        from esmscale.prepare.regrid_cf import regrid_cf
+
+        g = describe_grid(tgt)
+        tlat, tlon = g.ydim, g.xdim
+        fine = regrid_cf(da, tgt, method=regrid_method, mask=True)
     fine = (fine * scale + offset).assign_attrs(units=tr.units)
     if bias and bias.get("bias_correction") is not None:
         from esmscale.prepare.bias import bias_correct

@@ -30,10 +30,11 @@ from esmscale.downscaling.output import member_coord
 from esmscale.downscaling.pipeline import downscale
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.checks import check_time
-from esmscale.prepare.coords import find_latlon
+from esmscale.prepare.grids import is_rectilinear_latlon, spatial_dims
 from esmscale.prepare.inputs import select_variable
 from esmscale.prepare.physics import check_field
 from esmscale.prepare.regrid import refine_grid, regrid
+from esmscale.prepare.regrid_cf import regrid_cf
 from esmscale.pretrained import load_model
 from esmscale.registry import Registry
 
@@ -134,11 +135,12 @@ def _quantile_mapped(
 
 def _as_ensemble(fine: xr.DataArray, da: xr.DataArray, tdim: str, b: _Baseline) -> xr.DataArray:
     """One-member ``(member, time, lat, lon)`` float32 output with the input's attributes."""
-    lat, lon = find_latlon(fine)
+    lat, lon = spatial_dims(fine)
     out = fine.transpose(tdim, lat, lon).expand_dims(member=1).astype("float32")
     out = out.assign_coords(member=member_coord(1))
     out.attrs = {
-        **{k: v for k, v in da.attrs.items() if k != "history"},
+        **{k: v for k, v in da.attrs.items() if k not in ("history", "grid_mapping")},
+        **({"grid_mapping": fine.attrs["grid_mapping"]} if "grid_mapping" in fine.attrs else {}),
         "esmscale_method": b.name,
         "esmscale_version": __version__,
         "history": f"esmscale {__version__}: {b.name} interpolation"
@@ -168,7 +170,10 @@ def _interpolate(
     if factor is None:
         factor = load_model(model).config.factor if model is not None else 4
     tgt = refine_grid(da, factor) if target is None else target
-    fine = regrid(da, tgt, method=baseline.regrid_method)
+    if is_rectilinear_latlon(da) and is_rectilinear_latlon(tgt):
+        fine = regrid(da, tgt, method=baseline.regrid_method)
+    else:  # rotated-pole or projected grids
+        fine = regrid_cf(da, tgt, method=baseline.regrid_method)
     if baseline.qdm:
         fine = _quantile_mapped(fine, str(da.attrs.get("units")), variable, options)
     out = _as_ensemble(fine, da, tdim, baseline)

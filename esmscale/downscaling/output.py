@@ -92,13 +92,16 @@ def wrap_output(
     *,
     conserve: bool = False,
     default_target: bool = True,
+    target: xr.Dataset | xr.DataArray | None = None,
 ) -> xr.DataArray:
     """The ``(member, time, lat, lon)`` DataArray around the graph's output ``out``.
 
     ``out`` is in model units; the result is in the input's units with the input's CF
     attributes and calendar, provenance attributes, optionally conservative (needs
-    ``default_target``), and clipped at 0 for non-negative variables (computed at once for
-    in-memory input).
+    ``default_target``, or a ``target`` in the input's CRS whose blocks are the input's
+    cells), and clipped at 0 for non-negative variables (computed at once for in-memory input).
+    On a rotated-pole or projected target the output keeps the 2-D ``lat``/``lon`` and the
+    grid-mapping coordinate of ``inp.fine`` and its ``grid_mapping`` attribute.
     """
     da, fine, tdim = inp.da, inp.fine, inp.tdim
     out = (out - inp.offset) / inp.scale
@@ -114,6 +117,16 @@ def wrap_output(
         name=inp.name,
         attrs=output_attrs(da, cm, **provenance),
     )
+    result.attrs.pop("grid_mapping", None)  # the input's; the target's is set below
+    grid_coords = {
+        k: v
+        for k, v in fine.coords.items()
+        if k not in fine.dims and set(v.dims) <= {inp.lat, inp.lon}
+    }
+    if grid_coords:
+        result = result.assign_coords(grid_coords)
+    if "grid_mapping" in fine.attrs:
+        result.attrs["grid_mapping"] = fine.attrs["grid_mapping"]
     result[tdim].attrs.update(da[tdim].attrs)
     result[tdim].encoding.update(
         {k: v for k, v in da[tdim].encoding.items() if k in ("calendar", "units", "dtype")}
@@ -122,13 +135,17 @@ def wrap_output(
     if conserve:
         biased = provenance.get("bias_correction", "none") != "none"
         coarse_ref = fine if biased else (da * inp.scale + inp.offset)
-        factor = cm.config.factor if default_target else None
-        result = _conserve(result, coarse_ref, factor, tr, inp.scale, inp.offset)
+        if default_target:
+            result = _conserve(result, coarse_ref, cm.config.factor, tr, inp.scale, inp.offset)
+        else:
+            result = _conserve_on_target(result, coarse_ref, da, target, biased, tr, inp)
     if tr.kind == "log" or is_nonnegative(inp.name, da.attrs):
         clipped, counts = clip_negative_lazy(result.data)
         result = attach_counts(result.copy(data=clipped), counts)
     if not isinstance(da.data, dsa.Array):
         result = compute_clipped(result)
+    if grid_coords:  # chunking above made them Dask arrays: keep them in memory, as given
+        result = result.assign_coords(grid_coords)
     return result
 
 
@@ -179,9 +196,10 @@ def _conserve(
             "or set conserve=False."
         )
     ref = reference
-    if ref.sizes[find_latlon(ref)[0]] == result.sizes[lat]:
-        ref = ref.coarsen({find_latlon(ref)[0]: factor, find_latlon(ref)[1]: factor}).mean()
-    ref = ref.rename(dict(zip(ref.dims[-2:], ("ref_y", "ref_x"), strict=True)))
+    if "ref_y" not in ref.dims:
+        if ref.sizes[find_latlon(ref)[0]] == result.sizes[lat]:
+            ref = ref.coarsen({find_latlon(ref)[0]: factor, find_latlon(ref)[1]: factor}).mean()
+        ref = ref.rename(dict(zip(ref.dims[-2:], ("ref_y", "ref_x"), strict=True)))
     ref = ref.transpose(tdim, "ref_y", "ref_x").astype(np.float64)
     ref = ref.chunk({tdim: result.chunks[1] if result.chunks else -1})
     model_units = (result.astype(np.float64) * scale + offset).chunk({lat: -1, lon: -1})
@@ -198,3 +216,39 @@ def _conserve(
     )
     out = ((out - offset) / scale).astype(np.float32).transpose(*result.dims)
     return out.assign_attrs(result.attrs)
+
+
+def _conserve_on_target(
+    result: xr.DataArray,
+    reference: xr.DataArray,
+    da: xr.DataArray,
+    target: xr.Dataset | xr.DataArray | None,
+    biased: bool,
+    tr: DataTransform,
+    inp: PreparedInput,
+) -> xr.DataArray:
+    """Conservation on an explicit target whose ``k x k`` blocks are the input's cells."""
+    from esmscale.prepare.grids import block_order, describe_grid, tiling_factor
+
+    src = describe_grid(da)
+    tgt = describe_grid(target if target is not None else inp.fine)
+    k = tiling_factor(src, tgt)
+    if k is None or biased:
+        why = (
+            "the bias-corrected reference is on the target grid"
+            if biased and k is not None
+            else f"the input's cells ({src.kind} grid, {src.shape[0]} x {src.shape[1]}, CRS "
+            f"from {src.source}) are not exact blocks of the target's ({tgt.kind}, "
+            f"{tgt.shape[0]} x {tgt.shape[1]}, CRS from {tgt.source})"
+        )
+        raise EsmscaleError(
+            f"conserve=True needs every input cell to be an exact block of output cells; {why}. "
+            "Use the default target, a target in the input's CRS that refines its cells by an "
+            "integer factor, or conserve=False."
+        )
+    ref = reference.drop_vars(
+        [c for c in reference.coords if c not in reference.dims], errors="ignore"
+    )
+    ref = ref.isel({src.ydim: block_order(src.y, tgt.y, k), src.xdim: block_order(src.x, tgt.x, k)})
+    ref = ref.rename({src.ydim: "ref_y", src.xdim: "ref_x"}).transpose(..., "ref_y", "ref_x")
+    return _conserve(result, ref, k, tr, inp.scale, inp.offset)

@@ -52,6 +52,13 @@ __all__ = [
 ]
 
 
+def _wraps(fine: xr.DataArray, xdim: str) -> bool:
+    """Whether tiles wrap around the x dim: a global 1-D longitude axis only."""
+    if "grid_mapping" in fine.attrs or xdim not in fine.coords:
+        return False
+    return is_global(np.asarray(fine[xdim].values))
+
+
 def downscale(
     obj: xr.Dataset | xr.DataArray | str | os.PathLike[str],
     model: ConsistencyModel | str | os.PathLike[str],
@@ -89,8 +96,11 @@ def downscale(
     model
         A loaded :class:`ConsistencyModel`, a registered name or a checkpoint path.
     target
-        Dataset/DataArray whose lat/lon grid is the output grid (NaN cells of its data, such as
-        sea, stay NaN). Default: the input grid refined by the model's factor.
+        Dataset/DataArray whose grid is the output grid (NaN cells of its data, such as sea,
+        stay NaN): a 1-D lat/lon grid, a rotated-pole grid or a projected grid with its CF grid
+        mapping (:func:`esmscale.prepare.grids.describe_grid`); the output then keeps that grid
+        mapping and 2-D lat/lon coordinates. Default: the input grid refined by the model's
+        factor.
     variable
         Variable to downscale when ``obj`` is a Dataset with several.
     members, seed
@@ -105,7 +115,9 @@ def downscale(
         :class:`esmscale.prepare.bias.QDMCorrector`; applied on the target grid before the model.
     conserve
         Rescale each member so that its block mean over each input cell equals the input's
-        (bias-corrected) value; needs a target that refines the input grid by an integer factor.
+        (bias-corrected) value; needs a target that refines the input grid by an integer factor
+        (the default target, or a target in the input's CRS, e.g. a projected grid, whose
+        ``k x k`` blocks are exactly the input's cells).
     tile, halo
         Tile core size and halo in fine cells (default: planned from the grid by
         :func:`~esmscale.downscaling.plan.plan_grid` so that the network computes at most
@@ -180,7 +192,7 @@ def downscale(
         cm.config.multiple,
         tile=tile,
         halo=halo,
-        wrap_x=is_global(np.asarray(fine[inp.lon].values)),
+        wrap_x=_wraps(fine, inp.lon),
     )
     ref = model_ref(cm)
     if "distributed" in sys.modules:  # a distributed client may be the scheduler
@@ -218,5 +230,7 @@ def downscale(
         "restore": "none" if restore is None else f"{restore:g} cells",
         "spread": f"{spread:g} (length {spread_length:g} cells)",
     }
-    result = wrap_output(out, inp, cm, prov, conserve=conserve, default_target=target is None)
+    result = wrap_output(
+        out, inp, cm, prov, conserve=conserve, default_target=target is None, target=target
+    )
     return result.to_dataset() if isinstance(obj, xr.Dataset) else result

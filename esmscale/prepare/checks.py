@@ -5,14 +5,15 @@ from __future__ import annotations
 import xarray as xr
 
 from esmscale.errors import EsmscaleError
-from esmscale.prepare.coords import find_latlon
 
 __all__ = ["check_time"]
 
 
 def check_time(da: xr.DataArray) -> str:
     """Name of the time dimension after checking it is decoded, increasing and unique."""
-    tdims = [d for d in da.dims if d not in find_latlon(da) and d in da.coords]
+    from esmscale.prepare.grids import spatial_dims
+
+    tdims = [d for d in da.dims if d not in spatial_dims(da) and d in da.coords]
     tdims = [d for d in tdims if d == "time" or da[d].attrs.get("axis") == "T"] or tdims
     if len(tdims) != 1:
         raise EsmscaleError(

@@ -69,14 +69,20 @@ def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None)
         lat, lon = find_latlon(obj)
         names = [n for n in names if {lat, lon} <= set(obj[n].dims)]
     except EsmscaleError:
-        pass  # no lat/lon: any variable with two or more dims is a candidate
+        from esmscale.prepare.grids import describe_grid
+
+        try:  # a rotated-pole or projected grid: its native (y, x) dims
+            g = describe_grid(obj)
+            names = [n for n in names if {g.ydim, g.xdim} <= set(obj[n].dims)]
+        except EsmscaleError:
+            pass  # no grid found: any variable with two or more dims is a candidate
     if variable is not None:
         if variable not in obj.data_vars:
             raise EsmscaleError(
                 f"variable {variable!r} is not in the dataset; its variables are "
                 f"{sorted(map(str, obj.data_vars))}."
             )
-        return obj[variable]
+        return _with_mapping(obj, obj[variable])
     if not names:
         has = "; ".join(
             f"{k!r} has dims {tuple(map(str, v.dims))}" for k, v in obj.data_vars.items()
@@ -92,7 +98,13 @@ def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None)
             python="choose one with variable=....",
             cli="choose one with --variable NAME.",
         )
-    return obj[names[0]]
+    return _with_mapping(obj, obj[names[0]])
+
+
+def _with_mapping(ds: xr.Dataset, da: xr.DataArray) -> xr.DataArray:
+    from esmscale.prepare.grids import with_grid_mapping
+
+    return with_grid_mapping(ds, da)
 
 
 def _spatial_dims(da: xr.DataArray) -> tuple[str, str]:
