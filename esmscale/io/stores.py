@@ -168,22 +168,31 @@ class Location:
 
         return FsspecStore(_make_async(self.fs), path=self.root)
 
+    def _fresh(self) -> AbstractFileSystem:
+        """The filesystem with its listings cache dropped.
+
+        Zarr writes through its own (async) copy of the filesystem, so listings cached here
+        would not see its writes: a resume must list what is in the store now.
+        """
+        self.fs.invalidate_cache()
+        return self.fs
+
     def exists(self, key: str = "") -> bool:
         """Whether a file or folder exists at ``key``."""
-        return bool(self.fs.exists(self._full(key)))
+        return bool(self._fresh().exists(self._full(key)))
 
     def isdir(self, key: str = "") -> bool:
         """Whether ``key`` is a folder (a prefix, on object storage)."""
-        return bool(self.fs.isdir(self._full(key)))
+        return bool(self._fresh().isdir(self._full(key)))
 
     def isfile(self, key: str = "") -> bool:
         """Whether ``key`` is a file (an object, on object storage)."""
-        return bool(self.fs.isfile(self._full(key)))
+        return bool(self._fresh().isfile(self._full(key)))
 
     def children(self) -> list[str]:
         """Names directly under the root (empty if the root is absent)."""
         try:
-            entries = self.fs.ls(self.root, detail=False)
+            entries = self._fresh().ls(self.root, detail=False)
         except FileNotFoundError:
             return []
         return [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
@@ -201,7 +210,7 @@ class Location:
         """Keys of all files under the folder ``prefix``, relative to it (one listing)."""
         base = self._full(prefix)
         try:
-            found = self.fs.find(base, withdirs=False)
+            found = self._fresh().find(base, withdirs=False)
         except FileNotFoundError:
             return []
         base = self.fs._strip_protocol(base).rstrip("/")
