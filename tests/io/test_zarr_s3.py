@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -153,6 +154,25 @@ def test_memory_url_round_trip():
     assert existing_chunks(url, "pr") == ALL_BLOCKS
     got = xr.open_zarr(url, decode_times=COORDER)["pr"].values
     assert got.tobytes() == make_result().values.tobytes()
+
+
+@pytest.mark.slow  # a process pool starts and imports the package: ~30 s here
+def test_memory_store_written_by_other_processes_is_left_unsealed():
+    # worker processes write into their own memory: the chunks never reach this process's
+    # store, and a missing chunk would read back as the fill value; listing before the seal
+    # catches it, and the store stays resumable
+    url = "memory://esmscale-test/elsewhere.zarr"
+    result = make_result().isel(member=slice(0, 1), time=slice(0, 3))  # 2 chunks
+    with (
+        dask.config.set(scheduler="processes", num_workers=1),
+        pytest.raises(
+            EsmscaleError, match=r"has 0 of 2 chunks in the store, so it is left unsealed"
+        ),
+    ):
+        write_zarr(result, url, overwrite=True, progress=False)
+    assert not is_complete(url)
+    assert write_zarr(result, url, resume=True, progress=False).n_chunks_written == 2
+    assert is_complete(url)
 
 
 def test_protocol_without_backend_names_the_package():
