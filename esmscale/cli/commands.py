@@ -10,6 +10,7 @@ import argparse
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 from esmscale.errors import EsmscaleError
 
@@ -149,17 +150,34 @@ def _parse_chunks(text: str | None) -> dict[str, int]:
     return out
 
 
+def _storage_options(items: list[str]) -> dict[str, Any]:
+    """``--storage-option KEY=VALUE`` items as a dict; JSON values (true, 3) are parsed."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not (sep and key.strip()):
+            raise EsmscaleError(
+                f"--storage-option {key.strip() or item[:20]!r}...: expected KEY=VALUE, e.g. "
+                "endpoint_url=http://127.0.0.1:9000"
+            )
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
 def _resume_command(argv: list[str]) -> str:
     """The command line that continues an interrupted run: the same arguments plus --resume."""
     args = [x for x in argv if x != "--overwrite"]
     return shlex.join(["esmscale", *args, *([] if "--resume" in args else ["--resume"])])
 
 
-def _interrupted_write(store: str, argv: list[str]) -> str:
+def _interrupted_write(store: str, argv: list[str], options: dict[str, Any]) -> str:
     """One line: what an interrupted ``downscale`` left in ``store`` and how to finish it."""
     from esmscale.io.zarr import chunk_counts
 
-    counts = chunk_counts(store)
+    counts = chunk_counts(store, options or None)
     if counts is None:
         return f"nothing was written to {store}"
     return (
@@ -174,12 +192,15 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     import esmscale  # noqa: F401  (registers the accessor)
     from esmscale.downscaling import methods
     from esmscale.downscaling.engine import Engine, open_engine
+    from esmscale.io.stores import open_location
     from esmscale.io.zarr import write_zarr
     from esmscale.prepare import check_field, open_dataset, select_variable
 
     t0 = time.perf_counter()
     method = methods.get(a.method)  # an unknown name lists the registered ones
     chunks = _parse_chunks(a.chunks)
+    options = _storage_options(a.storage_option)
+    open_location(a.output, options or None)  # a URL's backend and credentials, before any work
     root = a.catalog_root
     ds = open_dataset(a.input, root)
     da = select_variable(ds, a.variable)
@@ -223,13 +244,14 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
             summary = write_zarr(
                 result,
                 a.output,
+                storage_options=options or None,
                 resume=a.resume,
                 overwrite=a.overwrite,
                 progress=not a.quiet,
                 client=client,
             )
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(_interrupted_write(a.output, a.argv)) from None
+            raise KeyboardInterrupt(_interrupted_write(a.output, a.argv, options)) from None
     seconds = time.perf_counter() - t0
     n_fields = result.sizes["member"] * result.sizes[result.dims[1]]
     print(

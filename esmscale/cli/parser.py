@@ -249,7 +249,21 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         + ", ".join(DOWNSCALING_METHODS)
         + " (an unknown name lists the registered ones)",
     )
-    w.add_argument("--output", required=True, help="output Zarr store (OUT.zarr)")
+    w.add_argument(
+        "--output",
+        required=True,
+        help="output Zarr store: a folder (OUT.zarr) or an fsspec URL (s3://BUCKET/OUT.zarr needs "
+        "s3fs; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, another "
+        "S3 server from AWS_ENDPOINT_URL)",
+    )
+    w.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of the --output URL's filesystem, repeatable (e.g. "
+        "endpoint_url=http://127.0.0.1:9000, anon=true); keep secrets in the environment",
+    )
     w.add_argument(
         "--variable", default=None, help="variable name if the input has several (default: the one)"
     )

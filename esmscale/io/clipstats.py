@@ -11,9 +11,7 @@ data variable, so ``xr.open_zarr`` does not show it.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as dsa
 import numpy as np
@@ -23,14 +21,17 @@ from xarray.conventions import encode_cf_variable
 
 from esmscale.prepare.clipping import CLIP_ATTR, COUNTS_KEY, clipped_fraction, lazy_counts
 
+if TYPE_CHECKING:
+    from esmscale.io.stores import Location
+
 __all__ = ["GROUP", "plan_counts", "seal_counts"]
 
 GROUP = "esmscale_clip"
 
 
-def _rows(path: Path, name: str, n: int, resume: bool) -> tuple[zarr.Array, np.ndarray]:
+def _rows(path: Location, name: str, n: int, resume: bool) -> tuple[zarr.Array, np.ndarray]:
     """The counts array of ``name`` (created if needed) and the rows still missing."""
-    group = zarr.open_group(path, mode="r+", zarr_format=3).require_group(GROUP)
+    group = zarr.open_group(path.zarr_store(), mode="r+", zarr_format=3).require_group(GROUP)
     if resume and name in group:
         arr = group[name]
         if isinstance(arr, zarr.Array) and arr.shape == (n, 2):
@@ -49,7 +50,7 @@ def _blocks(chunks: tuple[tuple[int, ...], ...]) -> list[tuple[tuple[int, ...], 
 
 
 def plan_counts(
-    path: Path, ds: xr.Dataset, names: list[str], resume: bool, present: Any
+    path: Location, ds: xr.Dataset, names: list[str], resume: bool, present: Any
 ) -> tuple[list[Any], list[str], int, int, int]:
     """Writes of the variables that carry clip counts: their missing chunks and count rows.
 
@@ -60,7 +61,7 @@ def plan_counts(
     (``resume=False``) earlier counts are removed first.
     """
     if not resume:
-        shutil.rmtree(path / GROUP, ignore_errors=True)
+        path.remove(GROUP)
     sources: list[dsa.Array] = []
     targets: list[Any] = []
     regions: list[tuple[slice, ...]] = []
@@ -75,7 +76,7 @@ def plan_counts(
         var.encoding = {k: v for k, v in var.encoding.items() if k != COUNTS_KEY}
         data = encode_cf_variable(var, name=name).data
         # chunks equal to the fill value are written too: a missing chunk means "not written"
-        arr = zarr.open_array(path, path=name, mode="r+", zarr_format=3)
+        arr = zarr.open_array(path.zarr_store(), path=name, mode="r+", zarr_format=3)
         arr = arr.with_config({"write_empty_chunks": True})
         have = present(path, name) if resume else set()
         for index, region in _blocks(data.chunks):
@@ -100,9 +101,9 @@ def plan_counts(
     return writes, handled, n_total, n_skipped, n_bytes
 
 
-def seal_counts(path: Path, ds: xr.Dataset, names: list[str]) -> None:
+def seal_counts(path: Location, ds: xr.Dataset, names: list[str]) -> None:
     """Set ``esmscale_clipped_fraction`` on each variable whose counts are all written."""
-    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    root = zarr.open_group(path.zarr_store(), mode="r+", zarr_format=3)
     if GROUP not in root:
         return
     group = root[GROUP]

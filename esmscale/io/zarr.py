@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
-import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -53,6 +51,7 @@ import zarr
 from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.io.clipstats import plan_counts, seal_counts
+from esmscale.io.stores import Location, StoreLike, open_location
 
 if TYPE_CHECKING:
     import distributed
@@ -102,8 +101,8 @@ class WriteSummary:
 
     Attributes
     ----------
-    store : pathlib.Path
-        The store written.
+    store : pathlib.Path or str
+        The store written: its path, or its URL (user information masked).
     variables : tuple of str
         Data variables written, in store order.
     n_chunks_total : int
@@ -121,7 +120,7 @@ class WriteSummary:
         Whether the store is complete (``esmscale_complete`` is ``True``).
     """
 
-    store: Path
+    store: Path | str
     variables: tuple[str, ...]
     n_chunks_total: int
     n_chunks_written: int
@@ -131,34 +130,23 @@ class WriteSummary:
     complete: bool
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """Parse a JSON metadata file, or ``None`` when it is missing or unreadable."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            out = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return out if isinstance(out, dict) else None
-
-
-def _root_attrs(path: Path) -> dict[str, Any] | None:
+def _root_attrs(path: Location) -> dict[str, Any] | None:
     """Attributes of a Zarr v3 root group, read from ``zarr.json`` without opening the store."""
-    meta = _read_json(path / "zarr.json")
+    meta = path.read_json("zarr.json")
     if meta is None:
         return None
     attrs = meta.get("attributes", {})
     return attrs if isinstance(attrs, dict) else {}
 
 
-def _state(path: Path) -> _State:
+def _state(path: Location) -> _State:
     """Classify what lies at ``path``; reads only, never modifies."""
-    if not path.exists():
-        return "absent"
-    if not path.is_dir():
+    if path.isfile():
         return "file"
-    if not any(path.iterdir()):
-        return "empty_dir"
-    if not any((path / name).exists() for name in _ZARR_FILES):
+    children = path.children()
+    if not children:
+        return "empty_dir" if path.isdir() else "absent"
+    if not any(name in children for name in _ZARR_FILES):
         return "other_dir"
     attrs = _root_attrs(path)
     if attrs is not None and attrs.get(_MARKER) == STORE_FORMAT:
@@ -166,18 +154,20 @@ def _state(path: Path) -> _State:
     return "foreign_zarr"
 
 
-def is_ours(store: str | os.PathLike[str]) -> bool:
+def is_ours(store: StoreLike, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether ``store`` is a Zarr store written by :func:`write_zarr` (complete or not)."""
-    return _state(Path(store)) == "ours"
+    return _state(open_location(store, storage_options)) == "ours"
 
 
-def is_complete(store: str | os.PathLike[str]) -> bool:
+def is_complete(store: StoreLike, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether ``store`` is an esmscale Zarr store whose write finished.
 
     Parameters
     ----------
     store : str or os.PathLike
-        Path of the store.
+        Path or fsspec URL of the store.
+    storage_options : mapping, optional
+        Options of a URL's filesystem (:func:`esmscale.io.stores.open_location`).
 
     Returns
     -------
@@ -198,19 +188,19 @@ def is_complete(store: str | os.PathLike[str]) -> bool:
     >>> is_complete(f"{tmp}/out.zarr")
     True
     """
-    path = Path(store)
+    path = open_location(store, storage_options)
     if _state(path) != "ours":
         return False
     attrs = _root_attrs(path) or {}
     return attrs.get(_COMPLETE) is True
 
 
-def _array_meta(path: Path, name: str) -> dict[str, Any]:
+def _array_meta(path: Location, name: str) -> dict[str, Any]:
     """Zarr v3 metadata of array ``name`` in the store at ``path``."""
-    meta = _read_json(path / name / "zarr.json")
+    meta = path.read_json(f"{name}/zarr.json")
     if meta is None or meta.get("node_type") != "array":
         raise EsmscaleError(
-            f"no Zarr v3 array {name!r} in store {str(path)!r} ({path / name / 'zarr.json'} is "
+            f"no Zarr v3 array {name!r} in store {str(path)!r} ({name}/zarr.json is "
             "missing or not array metadata); check the variable name and that the store was "
             "written by esmscale.io.zarr.write_zarr (Zarr format 3)"
         )
@@ -227,7 +217,9 @@ def _chunk_shape(meta: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(int(c) for c in grid["configuration"]["chunk_shape"])
 
 
-def existing_chunks(store: str | os.PathLike[str], name: str) -> set[tuple[int, ...]]:
+def existing_chunks(
+    store: StoreLike, name: str, storage_options: Mapping[str, Any] | None = None
+) -> set[tuple[int, ...]]:
     """Chunk indices of array ``name`` that are present in the store.
 
     The keys are listed in the store itself (files under the array's folder, e.g.
@@ -238,9 +230,11 @@ def existing_chunks(store: str | os.PathLike[str], name: str) -> set[tuple[int, 
     Parameters
     ----------
     store : str or os.PathLike
-        Path of a local Zarr v3 store.
+        Path or fsspec URL of a Zarr v3 store (listed in one pass, also on object storage).
     name : str
         Name of the array (the data variable).
+    storage_options : mapping, optional
+        Options of a URL's filesystem (:func:`esmscale.io.stores.open_location`).
 
     Returns
     -------
@@ -263,7 +257,7 @@ def existing_chunks(store: str | os.PathLike[str], name: str) -> set[tuple[int, 
     >>> sorted(existing_chunks(f"{tmp}/out.zarr", "pr"))
     [(0, 0), (0, 1), (1, 0), (1, 1)]
     """
-    path = Path(store)
+    path = open_location(store, storage_options)
     meta = _array_meta(path, name)
     shape = tuple(int(s) for s in meta["shape"])
     grid = tuple(math.ceil(s / c) for s, c in zip(shape, _chunk_shape(meta), strict=True))
@@ -280,19 +274,17 @@ def existing_chunks(store: str | os.PathLike[str], name: str) -> set[tuple[int, 
             f"array {name!r} in {str(path)!r} uses chunk key encoding {encoding.get('name')!r}; "
             "only 'default' and 'v2' can be listed. Rewrite the store with write_zarr."
         )
-    array_dir = path / name
     found: set[tuple[int, ...]] = set()
-    for file in array_dir.rglob("*"):
-        if not file.is_file():
-            continue
-        key = file.relative_to(array_dir).as_posix()
+    for key in path.files(name):
         index = _parse_chunk_key(key, prefix, separator, len(shape))
         if index is not None and all(0 <= i < n for i, n in zip(index, grid, strict=True)):
             found.add(index)
     return found
 
 
-def chunk_counts(store: str | os.PathLike[str]) -> tuple[int, int] | None:
+def chunk_counts(
+    store: StoreLike, storage_options: Mapping[str, Any] | None = None
+) -> tuple[int, int] | None:
     """Chunks written so far and in all, over the data variables of an esmscale store.
 
     Returns
@@ -311,7 +303,7 @@ def chunk_counts(store: str | os.PathLike[str]) -> tuple[int, int] | None:
     >>> chunk_counts(f"{tmp}/out.zarr"), chunk_counts(f"{tmp}/none.zarr")
     ((4, 4), None)
     """
-    path = Path(store)
+    path = open_location(store, storage_options)
     names = (_root_attrs(path) or {}).get(_VARIABLES)
     if not names:
         return None
@@ -437,7 +429,7 @@ def _is_cftime(values: np.ndarray) -> bool:
     return type(first).__module__.startswith("cftime")
 
 
-def _global_attrs(ds: xr.Dataset, path: Path) -> dict[str, Any]:
+def _global_attrs(ds: xr.Dataset, path: Location) -> dict[str, Any]:
     """Dataset attributes of a written store: CF ``Conventions``, ``title`` and ``history``.
 
     ``history`` is the dataset's own, else the data variables' history lines (each once, in
@@ -475,8 +467,8 @@ def _blocks(var: xr.DataArray) -> Iterator[tuple[tuple[int, ...], dict[str, slic
         yield index, region
 
 
-def _set_root_attrs(path: Path, attrs: Mapping[str, Any]) -> None:
-    group = zarr.open_group(path, mode="r+", zarr_format=3)
+def _set_root_attrs(path: Location, attrs: Mapping[str, Any]) -> None:
+    group = zarr.open_group(path.zarr_store(), mode="r+", zarr_format=3)
     group.attrs.update(dict(attrs))
 
 
@@ -487,7 +479,7 @@ _START_OVER = {
 }
 
 
-def _check_resumable(path: Path, ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> None:
+def _check_resumable(path: Location, ds: xr.Dataset, chunks: Mapping[str, tuple[int, ...]]) -> None:
     """Raise unless the store at ``path`` has the layout the new result would get."""
     attrs = _root_attrs(path) or {}
     stored = attrs.get(_VARIABLES)
@@ -524,13 +516,17 @@ def _check_resumable(path: Path, ds: xr.Dataset, chunks: Mapping[str, tuple[int,
     _check_index_coords(path, ds)
 
 
-def _check_index_coords(path: Path, ds: xr.Dataset) -> None:
+def _check_index_coords(path: Location, ds: xr.Dataset) -> None:
     """Raise unless the stored dimension coordinates equal the result's."""
     dims = [d for d in ds.dims if d in ds.coords]
     if not dims:
         return
     stored = xr.open_zarr(
-        path, consolidated=False, decode_times=False, decode_timedelta=False, zarr_format=3
+        path.zarr_store(),
+        consolidated=False,
+        decode_times=False,
+        decode_timedelta=False,
+        zarr_format=3,
     )
     for dim in dims:
         new = ds[dim].variable
@@ -557,14 +553,15 @@ def _check_index_coords(path: Path, ds: xr.Dataset) -> None:
             )
 
 
-def _remove_partial_files(path: Path, names: list[str]) -> None:
+def _remove_partial_files(path: Location, names: list[str]) -> None:
     """Delete temporary ``*.partial`` files left in array folders by a killed writer."""
     for name in names:
-        for file in (path / name).rglob("*.partial"):
-            file.unlink(missing_ok=True)
+        for key in path.files(name):
+            if key.endswith(".partial"):
+                path.remove(f"{name}/{key}")
 
 
-def _refuse(path: Path, state: _State, *, resume: bool, overwrite: bool) -> None:
+def _refuse(path: Location, state: _State, *, resume: bool, overwrite: bool) -> None:
     """Raise when the existing content at ``path`` must not be written to (nothing is touched)."""
     where = str(path)
     if resume and overwrite:
@@ -608,6 +605,29 @@ def _refuse(path: Path, state: _State, *, resume: bool, overwrite: bool) -> None
         )
 
 
+def _check_all_present(path: Location, names: list[str]) -> None:
+    """Raise, before the store is sealed, if a chunk is missing after all writes ran.
+
+    A missing chunk would read back silently as the fill value. This happens when the writes
+    went elsewhere, e.g. a ``memory://`` store written by worker processes (each has its own
+    memory); the store is left unsealed, so it can be resumed.
+    """
+    for name in names:
+        meta = _array_meta(path, name)
+        shape = [int(s) for s in meta["shape"]]
+        chunk = _chunk_shape(meta)
+        total = math.prod(math.ceil(s / c) for s, c in zip(shape, chunk, strict=True))
+        found = len(existing_chunks(path, name))
+        if found != total:
+            raise EsmscaleError(
+                f"{str(path)!r}: after all writes, data variable {name!r} has {found} of {total} "
+                "chunks in the store, so it is left unsealed (esmscale_complete=False). A "
+                "memory:// store is visible only to the process that writes it: use a local "
+                "path or object storage with worker processes. Resume with write_zarr(..., "
+                "resume=True) (esmscale downscale ... --resume)"
+            )
+
+
 def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Client | None) -> None:
     """Run the region writes, on ``client`` if given, else on dask's default scheduler."""
     if not writes:
@@ -629,11 +649,12 @@ def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Clien
 
 
 def _region_writes(
-    path: Path, bare: xr.Dataset, names: list[str], resume: bool
+    path: Location, bare: xr.Dataset, names: list[str], resume: bool
 ) -> tuple[list[Delayed], int, int, int]:
     """Delayed region writes of the blocks not yet in the store; counts of blocks and bytes."""
     writes: list[Delayed] = []
     n_total = n_skipped = n_bytes = 0
+    target = path.zarr_store()
     for name in names:
         present = existing_chunks(path, name) if resume else set()
         var = bare[name]
@@ -646,7 +667,7 @@ def _region_writes(
             n_bytes += block[name].nbytes
             writes.append(
                 block.to_zarr(
-                    path,
+                    target,
                     mode="r+",
                     region=region,
                     compute=False,
@@ -660,8 +681,9 @@ def _region_writes(
 
 def write_zarr(
     result: xr.DataArray | xr.Dataset,
-    store: str | os.PathLike[str],
+    store: StoreLike,
     *,
+    storage_options: Mapping[str, Any] | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -681,7 +703,14 @@ def write_zarr(
         In-memory data variables are written as one chunk. An unnamed DataArray is stored as
         ``__xarray_dataarray_variable__`` (what ``xr.open_dataarray`` expects).
     store : str or os.PathLike
-        Path of the local store to write.
+        Path of the local store to write, or an fsspec URL: ``s3://bucket/out.zarr`` (needs
+        ``s3fs``, ``pip install 'esmscale[s3]'``; credentials from ``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ...; another server through
+        ``AWS_ENDPOINT_URL``), ``memory://out.zarr`` (this process only), ``gs://``, ``az://``.
+        The same template, region writes, completion mark and resume apply.
+    storage_options : mapping, optional
+        Options of the URL's fsspec filesystem, e.g. ``{"endpoint_url": ...}``
+        (:func:`esmscale.io.stores.open_location`); not allowed with a local path.
     resume : bool, default False
         Finish an interrupted write: the store must be an esmscale store with the same data
         variables, dims, shape, chunks and dimension coordinates; only chunks missing from it
@@ -723,7 +752,7 @@ def write_zarr(
     (0, 4)
     """
     start = time.perf_counter()
-    path = Path(store)
+    path = open_location(store, storage_options)
     ds = _as_dataset(result)
     chunks = _zarr_chunks(ds)
     names = list(chunks)
@@ -744,7 +773,7 @@ def write_zarr(
         }
         template.attrs.pop(_WRITTEN, None)
         template.to_zarr(
-            path,
+            path.zarr_store(),
             mode="w",
             compute=False,
             encoding=_encoding(ds, chunks),
@@ -776,15 +805,16 @@ def write_zarr(
         )
         raise
 
+    _check_all_present(path, names)
     with warnings.catch_warnings():
         # Zarr warns that consolidated metadata are not part of the v3 specification yet.
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", module="zarr")
         seal_counts(path, ds, names)
-        zarr.consolidate_metadata(path, zarr_format=3)
+        zarr.consolidate_metadata(path.zarr_store(), zarr_format=3)
     stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     _set_root_attrs(path, {_COMPLETE: True, _WRITTEN: stamp})
     return WriteSummary(
-        store=path,
+        store=path.path,
         variables=tuple(names),
         n_chunks_total=n_total,
         n_chunks_written=n_written,
