@@ -2,8 +2,9 @@
 that says which member, times, latitudes and longitudes it covers, and how to go on.
 
 The tile tasks of the pipeline have keys ``("esmscale-block-<token>", member, time chunk,
-y chunk, x chunk)`` (:mod:`esmscale.downscaling.graph`); :func:`tile_error` maps such a key to
-the coordinates of that block of the result.
+y chunk, x chunk)`` (:mod:`esmscale.downscaling.graph`), and the array layers fused with them
+keep that block index; :func:`tile_error` maps such a key to the coordinates of that block of
+the result.
 
 >>> import numpy as np, xarray as xr
 >>> da = xr.DataArray(np.zeros((1, 4, 2, 2), "f4"), dims=("member", "time", "lat", "lon"),
@@ -23,12 +24,15 @@ from esmscale.errors import EsmscaleError
 
 __all__ = ["block_index", "describe_block", "tile_error"]
 
-_PREFIX = "esmscale-block-"  # esmscale.downscaling.graph.BLOCK_KEY_PREFIX (no import cycle)
-
 
 def block_index(key: Any) -> tuple[int, ...] | None:
-    """The output block index in a tile task's key, or ``None`` for any other key."""
-    if isinstance(key, tuple) and key and str(key[0]).startswith(_PREFIX):
+    """The block index in a task key ``(name, i, j, ...)``, or ``None`` for any other key.
+
+    Dask's blockwise fusion can merge a tile task into the array layers that follow it (the
+    key then reads e.g. ``("concatenate-truediv-<token>", 1, 1, 1, 0)``); those layers keep
+    the block index of the output, so any such key names the same tile.
+    """
+    if isinstance(key, tuple) and len(key) > 1 and isinstance(key[0], str):
         if all(isinstance(i, int | np.integer) for i in key[1:]):
             return tuple(int(i) for i in key[1:])
     return None
