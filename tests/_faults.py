@@ -98,7 +98,7 @@ def install_flaky_store(folder: Path) -> None:
 
     original = getattr(LocalStore.set, "__wrapped_original__", LocalStore.set)
 
-    async def set(self, key, value):  # type: ignore[no-untyped-def]  # noqa: A001
+    async def set(self, key, value):  # type: ignore[no-untyped-def]
         if "/c/" in key and _claim(folder / ("fail-" + key.replace("/", "_"))):
             raise OSError(f"injected transient write error on {key}")
         return await original(self, key, value)

@@ -32,16 +32,19 @@ def block_index(key: Any) -> tuple[int, ...] | None:
     key then reads e.g. ``("concatenate-truediv-<token>", 1, 1, 1, 0)``); those layers keep
     the block index of the output, so any such key names the same tile.
     """
-    if isinstance(key, tuple) and len(key) > 1 and isinstance(key[0], str):
-        if all(isinstance(i, int | np.integer) for i in key[1:]):
-            return tuple(int(i) for i in key[1:])
-    return None
+    if not (isinstance(key, tuple) and len(key) > 1 and isinstance(key[0], str)):
+        return None
+    if not all(isinstance(i, int | np.integer) for i in key[1:]):
+        return None
+    return tuple(int(i) for i in key[1:])
 
 
 def _span(values: np.ndarray) -> str:
     first, last = values[0], values[-1]
     if isinstance(first, np.datetime64):
-        return f"{np.datetime_as_string(first, unit='D')} .. {np.datetime_as_string(last, unit='D')}"
+        return (
+            f"{np.datetime_as_string(first, unit='D')} .. {np.datetime_as_string(last, unit='D')}"
+        )
     return f"{first} .. {last}"
 
 
@@ -59,7 +62,9 @@ def describe_block(var: xr.DataArray, index: tuple[int, ...]) -> str:
             values = np.asarray(var[dim].values[sl])
             parts.append(f"{dim} {_span(values) if values.size > 1 else values[0]}")
         else:
-            parts.append(f"{dim} {sl.start}" if chunks[i] == 1 else f"{dim} {sl.start}..{sl.stop - 1}")
+            parts.append(
+                f"{dim} {sl.start}" if chunks[i] == 1 else f"{dim} {sl.start}..{sl.stop - 1}"
+            )
     return ", ".join(parts)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from esmscale.errors import EsmscaleError
 
-__all__ = ["ATTEMPTS", "BACKOFF", "RETRIES", "RetryingTarget", "TRANSIENT"]
+__all__ = ["ATTEMPTS", "BACKOFF", "RETRIES", "TRANSIENT", "RetryingTarget"]
 
 #: Write attempts per chunk (the first try included) and the first back-off in seconds
 #: (doubled after each failure: 0.2, 0.4, 0.8 s).

@@ -636,7 +636,8 @@ def _region_writes(
     path: Path, ds: xr.Dataset, names: list[str], resume: bool
 ) -> tuple[list[Delayed], int, int, int]:
     """Writes of the blocks not yet in the store (one ``dask.array.store``, each chunk write
-    retried on transient errors: :mod:`esmscale.io.retry`); counts of blocks and bytes."""
+    retried on transient errors: :mod:`esmscale.io.retry`); counts of blocks and bytes.
+    """
     sources: list[Any] = []
     targets: list[Any] = []
     regions: list[tuple[slice, ...]] = []
