@@ -70,6 +70,7 @@ def _same(store: Path, clean: np.ndarray) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @pytest.mark.timeout(600)
 def test_worker_killed_after_a_quarter_completes_bitwise(tmp_path, esm, model, clean):
     folder = tmp_path / "faults"
@@ -107,6 +108,7 @@ def _cli(nc: Path, store: Path, model_dir: Path, workers: int, *extra: str) -> l
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("workers", [0, 2])
 def test_job_sigkilled_mid_write_then_resume(tmp_path, tiny_model_dir, model, workers):
@@ -168,6 +170,7 @@ def test_job_sigkilled_mid_write_then_resume(tmp_path, tiny_model_dir, model, wo
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @pytest.mark.timeout(600)
 def test_poison_tile_stops_within_retry_limit_naming_the_tile(tmp_path, esm, model, clean):
     folder = tmp_path / "faults"
@@ -209,6 +212,7 @@ def test_poison_tile_stops_within_retry_limit_naming_the_tile(tmp_path, esm, mod
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @pytest.mark.timeout(600)
 def test_transient_store_write_errors_are_retried_bitwise(tmp_path, esm, model, clean):
     folder = tmp_path / "faults"
