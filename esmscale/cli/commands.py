@@ -227,7 +227,12 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     if a.steps is not None:
         kwargs["steps"] = a.steps
     kwargs.update(device=a.device, precision=a.precision)
-    engine = Engine(workers=a.workers, scheduler=a.scheduler, timeout=a.scheduler_timeout)
+    engine = Engine(
+        workers=a.workers,
+        scheduler=a.scheduler,
+        timeout=a.scheduler_timeout,
+        memory_limit=a.memory_limit,
+    )
     with open_engine(engine) as client:  # the model is sent to its workers by the method
         result = method(
             da,

@@ -321,6 +321,12 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=30.0,
         help="seconds to wait for --scheduler to answer (default: 30)",
     )
+    w.add_argument(
+        "--memory-limit",
+        default="auto",
+        help="memory limit per --workers worker, e.g. 2GiB (default: auto, the machine's "
+        "memory shared out); a limit below what one tile task needs is refused",
+    )
     w.add_argument("--resume", action="store_true", help="compute only the missing chunks")
     w.add_argument(
         "--overwrite", action="store_true", help="replace an existing store (default: refuse)"

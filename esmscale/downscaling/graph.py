@@ -2,7 +2,9 @@
 
 Every task is :func:`esmscale.downscaling.kernel.block_task` on the same
 :class:`~esmscale.downscaling.spec.BlockSpec`; the model travels as a small reference and is
-loaded once per worker process.
+loaded once per worker process. Each task's key is ``("esmscale-block-<token>", member, time
+chunk, y chunk, x chunk)``: the block index of the output, so that a failed task can be named
+by the coordinates of its tile (:mod:`esmscale.io.failures`).
 """
 
 from __future__ import annotations
@@ -14,24 +16,30 @@ import numpy as np
 from esmscale.downscaling.kernel import block_task
 from esmscale.downscaling.spec import BlockSpec
 
-__all__ = ["build_graph"]
+__all__ = ["BLOCK_KEY_PREFIX", "build_graph"]
+
+#: Name prefix of the keys of the tile tasks; the rest of a key is the output block index.
+BLOCK_KEY_PREFIX = "esmscale-block-"
 
 
 def _row(
     blk: object,
     spec: BlockSpec,
+    name: str,
     member: int,
+    ti: int,
     tidx: np.ndarray,
     ych: tuple[int, ...],
     xch: tuple[int, ...],
 ) -> list[list[dsa.Array]]:
     """The ``(y, x)`` grid of chunks of one member and one time chunk."""
     rows, y0 = [], 0
-    for ny in ych:
+    for yi, ny in enumerate(ych):
         row, x0 = [], 0
-        for nx in xch:
+        for xi, nx in enumerate(xch):
             region = (slice(y0, y0 + ny), slice(x0, x0 + nx))
-            task = dask.delayed(block_task, pure=True)(spec, blk, region, member, tidx)
+            key = (name, member, ti, yi, xi)
+            task = dask.delayed(block_task)(spec, blk, region, member, tidx, dask_key_name=key)
             row.append(dsa.from_delayed(task, shape=(1, len(tidx), ny, nx), dtype=np.float32))
             x0 += nx
         rows.append(row)
@@ -54,9 +62,10 @@ def build_graph(
     data = data.rechunk({1: -1, 2: -1})
     blocks = data.to_delayed().ravel()
     t_off = np.cumsum((0, *data.chunks[0]))
+    name = BLOCK_KEY_PREFIX + dask.base.tokenize(data.name, spec, members, ych, xch)
     out = [
         [
-            _row(blk, spec, m, np.arange(t_off[i], t_off[i + 1]), ych, xch)
+            _row(blk, spec, name, m, i, np.arange(t_off[i], t_off[i + 1]), ych, xch)
             for i, blk in enumerate(blocks)
         ]
         for m in range(members)

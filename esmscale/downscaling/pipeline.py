@@ -195,9 +195,24 @@ def downscale(
         wrap_x=_wraps(fine, inp.lon),
     )
     ref = model_ref(cm)
+    data = fine.data if isinstance(fine.data, dsa.Array) else dsa.from_array(fine.data, chunks=-1)
+    ych = spatial_chunks(grid.ny, (chunks or {}).get(inp.lat), grid.halo, inp.lat)
+    xch = spatial_chunks(grid.nx, (chunks or {}).get(inp.lon), grid.halo, inp.lon)
     if "distributed" in sys.modules:  # a distributed client may be the scheduler
-        from esmscale.downscaling.engine import ship_model
+        from esmscale.downscaling.engine import (
+            active_client,
+            check_worker_memory,
+            min_worker_memory,
+            ship_model,
+        )
 
+        if (client := active_client()) is not None:
+            tmax = max(data.chunks[0])
+            model_bytes = sum(p.numel() * p.element_size() for p in cm.parameters())
+            need = min_worker_memory(
+                tmax * grid.ny * grid.nx * 4, tmax * max(ych) * max(xch) * 4, model_bytes
+            )
+            check_worker_memory(client, need)  # before any worker loads the model
         ship_model(ref)  # once per client: every worker gets the checkpoint and loads it once
     spec = BlockSpec.for_model(
         ref,
@@ -213,9 +228,6 @@ def downscale(
         spread=spread,
         spread_length=spread_length,
     )
-    data = fine.data if isinstance(fine.data, dsa.Array) else dsa.from_array(fine.data, chunks=-1)
-    ych = spatial_chunks(grid.ny, (chunks or {}).get(inp.lat), grid.halo, inp.lat)
-    xch = spatial_chunks(grid.nx, (chunks or {}).get(inp.lon), grid.halo, inp.lon)
     out = build_graph(data, spec, members, ych, xch)
     prov = {
         "t_star": ts,

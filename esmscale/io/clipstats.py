@@ -19,6 +19,7 @@ import xarray as xr
 import zarr
 from xarray.conventions import encode_cf_variable
 
+from esmscale.io.retry import RetryingTarget
 from esmscale.prepare.clipping import CLIP_ATTR, COUNTS_KEY, clipped_fraction, lazy_counts
 
 if TYPE_CHECKING:
@@ -87,12 +88,12 @@ def plan_counts(
             block = data.blocks[index]
             n_bytes += int(block.nbytes)
             sources.append(block)
-            targets.append(arr)
+            targets.append(RetryingTarget(arr, label=name))
             regions.append(region)
         rows, missing = _rows(path, name, counts.numblocks[0], resume)
         for row in missing:
             sources.append(counts.blocks[int(row)])
-            targets.append(rows)
+            targets.append(RetryingTarget(rows, label=f"{GROUP}/{name}"))
             regions.append((slice(int(row), int(row) + 1), slice(0, 2)))
     if not sources:
         return [], handled, n_total, n_skipped, n_bytes

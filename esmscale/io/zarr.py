@@ -44,13 +44,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import dask
+import dask.array
 import numpy as np
 import xarray as xr
 import zarr
+from xarray.conventions import encode_cf_variable
 
 from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
 from esmscale.io.clipstats import plan_counts, seal_counts
+from esmscale.io.failures import tile_error
+from esmscale.io.retry import RetryingTarget
 from esmscale.io.stores import Location, StoreLike, open_location
 
 if TYPE_CHECKING:
@@ -649,33 +653,37 @@ def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Clien
 
 
 def _region_writes(
-    path: Location, bare: xr.Dataset, names: list[str], resume: bool
+    path: Location, ds: xr.Dataset, names: list[str], resume: bool
 ) -> tuple[list[Delayed], int, int, int]:
-    """Delayed region writes of the blocks not yet in the store; counts of blocks and bytes."""
-    writes: list[Delayed] = []
+    """Writes of the blocks not yet in the store (one ``dask.array.store``, each chunk write
+    retried on transient errors: :mod:`esmscale.io.retry`); counts of blocks and bytes.
+    """
+    sources: list[Any] = []
+    targets: list[Any] = []
+    regions: list[tuple[slice, ...]] = []
     n_total = n_skipped = n_bytes = 0
-    target = path.zarr_store()
+    store = path.zarr_store()
     for name in names:
         present = existing_chunks(path, name) if resume else set()
-        var = bare[name]
-        for index, region in _blocks(var):
+        var = ds[name].variable.copy(deep=False)
+        var.encoding = {k: v for k, v in var.encoding.items() if k in _KEPT_ENCODING}
+        data = encode_cf_variable(var, name=name).data  # as the template encoded it
+        arr = zarr.open_array(store, path=name, mode="r+", zarr_format=3)
+        target = RetryingTarget(arr.with_config({"write_empty_chunks": True}), label=name)
+        for index, region in _blocks(ds[name]):
             n_total += 1
             if index in present:
                 n_skipped += 1
                 continue
-            block = bare[[name]].isel(region)
-            n_bytes += block[name].nbytes
-            writes.append(
-                block.to_zarr(
-                    target,
-                    mode="r+",
-                    region=region,
-                    compute=False,
-                    consolidated=False,
-                    write_empty_chunks=True,
-                    zarr_format=3,
-                )
-            )
+            block = data.blocks[index]
+            n_bytes += int(block.nbytes)
+            sources.append(block)
+            targets.append(target)
+            regions.append(tuple(region.values()))
+    if not sources:
+        return [], n_total, n_skipped, n_bytes
+    stored = dask.array.store(sources, targets, regions=regions, lock=False, compute=False)
+    writes = list(stored) if isinstance(stored, tuple) else [stored]
     return writes, n_total, n_skipped, n_bytes
 
 
@@ -782,16 +790,13 @@ def write_zarr(
             zarr_format=3,
         )
 
-    # Region writes: fresh variables without coordinates (already in the template), attributes
-    # or encoding (xarray takes the encoding from the store), so that no two writes touch the
-    # same Zarr object and the caller's objects are not modified.
-    bare = xr.Dataset({name: xr.Variable(ds[name].dims, ds[name].data) for name in names})
+    # Region writes: each dask block, CF-encoded as in the template, into its own Zarr chunk.
     # variables with clip counts (non-negative results) are written with their counts
     counted, handled, n_total, n_skipped, n_bytes = plan_counts(
         path, ds, names, resume, existing_chunks
     )
     others = [n for n in names if n not in handled]
-    writes, n_other, n_skip_other, n_bytes_other = _region_writes(path, bare, others, resume)
+    writes, n_other, n_skip_other, n_bytes_other = _region_writes(path, ds, others, resume)
     n_total, n_skipped = n_total + n_other, n_skipped + n_skip_other
     n_bytes += n_bytes_other
     n_written = n_total - n_skipped
@@ -799,6 +804,9 @@ def write_zarr(
     try:
         _compute(writes, progress=progress, client=client)
     except BaseException as err:
+        tile = tile_error(err, ds, str(path))  # a tile that kept killing its workers
+        if tile is not None:
+            raise tile from err
         err.add_note(
             f"esmscale: the Zarr store {str(path)!r} is incomplete; fix the cause and call "
             "write_zarr(..., resume=True) with the same result to write the missing chunks"

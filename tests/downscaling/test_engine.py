@@ -112,3 +112,63 @@ def test_cli_workers_run_is_bitwise_and_prints_no_traceback(tmp_path, tiny_model
         assert not any(word in proc.stderr for word in CLEAN_STDERR_BANNED), proc.stderr
         outs[workers] = xr.open_zarr(store).pr.values
     assert np.array_equal(outs[0], outs[2], equal_nan=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_worker_memory_limit_below_one_tile_is_refused_with_the_minimum(tiny_model_dir):
+    esm = synthetic_esm(synthetic_precip(32, 32, 4, seed=2))
+    model = ConsistencyModel.from_pretrained(tiny_model_dir)
+    with open_engine(Engine(workers=1, memory_limit="200MiB")) as client:
+        with pytest.raises(EsmscaleError) as info:
+            downscale(esm, model, **KW)
+        loads = client.run(
+            lambda: (
+                sum(importlib.import_module("esmscale.io.model_cache").LOAD_COUNT.values())
+                if "esmscale.io.model_cache" in sys.modules
+                else 0
+            )
+        )
+    text = info.value.for_cli()
+    assert "memory limit of 200.00 MiB, below the minimum of" in text
+    assert "--memory-limit" in text and "MiB" in text
+    assert sorted(loads.values()) == [0]  # refused before any worker loaded the model
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_cli_scheduler_address_of_a_separate_scheduler_is_bitwise(tmp_path, tiny_model_dir):
+    """`dask scheduler` and two `dask worker` processes started apart; --scheduler ADDRESS."""
+    esm = synthetic_esm(synthetic_precip(32, 32, 8, seed=4))
+    esm.to_netcdf(tmp_path / "esm.nc")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [
+        subprocess.Popen([*dask_cli, "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                          "--no-dashboard"], stderr=subprocess.DEVNULL)
+    ]  # fmt: skip
+    try:
+        for _ in range(2):
+            worker = [sys.executable, "-m", "distributed.cli.dask_worker", address]
+            worker += ["--nthreads", "1", "--no-dashboard"]
+            procs.append(subprocess.Popen(worker, stderr=subprocess.DEVNULL))
+        store = tmp_path / "sched.zarr"
+        cmd = [sys.executable, "-m", "esmscale.cli", "downscale", str(tmp_path / "esm.nc")]
+        cmd += ["--model", str(tiny_model_dir), "--output", str(store), "--members", "2"]
+        cmd += ["--chunks", "time=4", "--scheduler", address, "--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=500, check=False)
+        assert proc.returncode == 0, proc.stderr
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            loads = client.run(
+                lambda: sum(importlib.import_module("esmscale.io.model_cache").LOAD_COUNT.values())
+            )
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+    ref = downscale(esm, ConsistencyModel.from_pretrained(tiny_model_dir), members=2).pr.values
+    assert np.array_equal(ref, xr.open_zarr(store).pr.values, equal_nan=True)
+    assert sorted(loads.values()) == [1, 1], loads  # the model loaded once per worker
