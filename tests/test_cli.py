@@ -535,3 +535,14 @@ def test_downscale_method_flag_runs_a_registered_method(tiny_model, esm_file, tm
     err = capsys.readouterr().err
     assert "'krige'" in err and "'cm-multistep'" in err and "'qdm-bilinear'" in err
     assert not (tmp_path / "k.zarr").exists()
+
+
+def test_restore_and_spread_flags_reach_the_output(tiny_model, esm_file, tmp_path, capsys):
+    base = ["downscale", str(esm_file), "--model", str(tiny_model), "--quiet", "--members", "2"]
+    out = tmp_path / "r.zarr"
+    assert main([*base, "--restore", "2", "--spread", "0.3", "--output", str(out)]) == 0
+    attrs = xr.open_zarr(out).pr.attrs
+    assert "0.3" in attrs["esmscale_spread"] and "2" in attrs["esmscale_restore"]
+    assert main([*base, "--spread", "0.3", "--output", str(tmp_path / "s.zarr")]) == 2
+    assert "add --restore SIGMA" in capsys.readouterr().err
+    assert not (tmp_path / "s.zarr").exists()

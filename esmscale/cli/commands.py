@@ -227,6 +227,8 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     if a.steps is not None:
         kwargs["steps"] = a.steps
     kwargs.update(device=a.device, precision=a.precision)
+    if a.restore is not None or a.spread:
+        kwargs.update(restore=a.restore, spread=a.spread, spread_length=a.spread_length)
     engine = Engine(
         workers=a.workers,
         scheduler=a.scheduler,

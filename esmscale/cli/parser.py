@@ -289,6 +289,29 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "the model's factor)",
     )
     w.add_argument(
+        "--restore",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="keep the (bias-corrected) input's large scales in every member: the output's "
+        "Gaussian low-pass of SD SIGMA target cells is set to the input's (keeps the climatology "
+        "map, intense days and the change signal; see docs/downscaling.md; default: off)",
+    )
+    w.add_argument(
+        "--spread",
+        type=float,
+        default=0.0,
+        help="with --restore: amplitude of a smooth mean-one multiplicative perturbation per "
+        "member, the large-scale uncertainty the restore takes away (calibrate it with "
+        "esmscale.downscaling.calibration.calibrate_spread; default: 0)",
+    )
+    w.add_argument(
+        "--spread-length",
+        type=float,
+        default=4.0,
+        help="correlation length of the --spread perturbation, in target cells (default: 4)",
+    )
+    w.add_argument(
         "--bias-correction",
         choices=["qdm", "qdm-mean"],
         default=None,

@@ -99,15 +99,23 @@ class BlockSpec:
         if self.restore is not None and not self.restore > 0:
             raise EsmscaleError(
                 f"restore={self.restore} must be a positive length in target cells "
-                "(the Gaussian SD of the large scales kept from the input), or None."
+                "(the Gaussian SD of the large scales kept from the input);",
+                python="pass e.g. restore=2.0, or None.",
+                cli="give e.g. --restore 2, or leave it out.",
             )
         if self.spread < 0 or (self.spread > 0 and self.restore is None):
             raise EsmscaleError(
-                f"spread={self.spread} needs restore=SIGMA and must be >= 0: it perturbs "
-                "the large scales that the restore takes from the input."
+                f"spread={self.spread} must be >= 0 and needs the restore: it perturbs "
+                "the large scales that the restore takes from the input;",
+                python="pass restore=SIGMA with it (e.g. restore=2.0).",
+                cli="add --restore SIGMA (e.g. --restore 2).",
             )
         if not self.spread_length > 0:
-            raise EsmscaleError(f"spread_length={self.spread_length} must be > 0 (cells).")
+            raise EsmscaleError(
+                f"spread_length={self.spread_length} must be > 0 (target cells);",
+                python="pass e.g. spread_length=4.0.",
+                cli="give e.g. --spread-length 4.",
+            )
 
     @property
     def sampling(self) -> Sampling:

@@ -63,7 +63,7 @@ def test_temperature_is_shifted_not_scaled():
 
 
 def test_bad_options_are_errors(esm, model):
-    with pytest.raises(EsmscaleError, match=r"spread=0\.3 needs restore=SIGMA"):
+    with pytest.raises(EsmscaleError, match=r"spread=0\.3 must be >= 0 and needs the restore"):
         downscale(esm, model, spread=0.3, **KW)
     with pytest.raises(EsmscaleError, match=r"restore=-1\.0 must be a positive length"):
         downscale(esm, model, restore=-1.0, **KW)
@@ -85,3 +85,18 @@ def test_lowpass_properties(seed, sigma, ny, nx):
     np.testing.assert_allclose(lowpass(c, sigma)[~np.isnan(c)], 5.0)
     z = smooth_perturbation((ny, nx), sigma, (seed,))
     np.testing.assert_array_equal(z, smooth_perturbation((ny, nx), sigma, (seed,)))
+
+
+def test_calibrate_spread_picks_the_ratio_nearest_one(esm, model):
+    from esmscale.downscaling.calibration import calibrate_spread
+
+    obs = synthetic_precip(48, 80, 4, seed=1).pr
+    a, scores = calibrate_spread(
+        esm, obs, model, restore=3.0, amplitudes=(0.0, 0.8), members=3, tile=32, halo=8
+    )
+    assert list(scores) == [0.0, 0.8]
+    ssr = {k: v["spread_skill"] for k, v in scores.items()}
+    assert ssr[0.8] > ssr[0.0]  # the perturbation adds spread
+    assert a == min(ssr, key=lambda k: abs(ssr[k] - 1.0))
+    with pytest.raises(EsmscaleError, match="at least 2 members"):
+        calibrate_spread(esm, obs, model, restore=3.0, members=1)
