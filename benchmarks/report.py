@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from _report_fidelity import fidelity_section
 from _report_sections import forecast_section, visionkit_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,6 +243,7 @@ def main() -> None:
                 f"{r['q99.9_err_mm']:+.2f} | {r['wet_freq_err']:+.3f} | "
                 f"{r['psd_err']:.3f} | {r.get('mean_err_rel', float('nan')):+.3f} |"
             )
+        lines += ["", *fidelity_section(ib, _load("real_iberia_previous"))]
         lines += [
             "",
             "### (c) RCP8.5 change and speed",

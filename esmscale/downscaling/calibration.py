@@ -17,6 +17,7 @@ supports; the spectral value is reported beside it.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -278,7 +279,7 @@ def calibrate_spread(
     model: ConsistencyModel,
     *,
     restore: float,
-    amplitudes: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+    amplitudes: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2),
     members: int = 8,
     **downscale_kwargs: Any,
 ) -> tuple[float, dict[float, dict[str, float]]]:
@@ -287,8 +288,9 @@ def calibrate_spread(
     With ``restore``, every member has the input's large scales, so the ensemble's spread at
     those scales comes only from the perturbation. ``coarse`` is downscaled onto ``obs``'s grid
     for each amplitude (same members and seed, with ``downscale_kwargs``, e.g.
-    ``bias_correction`` and ``spread_length``); the amplitude whose spread-skill ratio is
-    closest to 1 wins. Use days outside the evaluation period.
+    ``bias_correction`` and ``spread_length``), then once more at the amplitude interpolated
+    linearly to a ratio of 1 between the two grid points around it; the amplitude whose
+    spread-skill ratio is closest to 1 wins. Use days outside the evaluation period.
 
     Returns
     -------
@@ -320,7 +322,8 @@ def calibrate_spread(
         )
     ref = select_variable(obs, None) if isinstance(obs, xr.Dataset) else obs
     scores: dict[float, dict[str, float]] = {}
-    for a in amplitudes:
+
+    def score(a: float) -> None:
         out = downscale(
             coarse,
             model,
@@ -337,6 +340,16 @@ def calibrate_spread(
             "spread_skill": float(spread_skill_ratio(res, ref)),
             "crps": float(fair_crps(res, ref)),
         }
+
+    for a in amplitudes:
+        score(float(a))
+    # the ratio grows with the amplitude: refine once between the two grid points around 1
+    grid = sorted(scores)
+    for lo, hi in itertools.pairwise(grid):
+        s_lo, s_hi = scores[lo]["spread_skill"], scores[hi]["spread_skill"]
+        if s_lo < 1.0 <= s_hi and s_hi > s_lo:
+            score(round(lo + (hi - lo) * (1.0 - s_lo) / (s_hi - s_lo), 4))
+            break
     best = min(scores, key=lambda k: abs(scores[k]["spread_skill"] - 1.0))
     return best, scores
 

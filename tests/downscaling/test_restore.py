@@ -94,7 +94,7 @@ def test_calibrate_spread_picks_the_ratio_nearest_one(esm, model):
     a, scores = calibrate_spread(
         esm, obs, model, restore=3.0, amplitudes=(0.0, 0.8), members=3, tile=32, halo=8
     )
-    assert list(scores) == [0.0, 0.8]
+    assert list(scores)[:2] == [0.0, 0.8] and len(scores) <= 3  # a refined amplitude may follow
     ssr = {k: v["spread_skill"] for k, v in scores.items()}
     assert ssr[0.8] > ssr[0.0]  # the perturbation adds spread
     assert a == min(ssr, key=lambda k: abs(ssr[k] - 1.0))

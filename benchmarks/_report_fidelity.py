@@ -1,0 +1,100 @@
+"""docs/benchmarks.md section for real-data fidelity over Iberia (real_iberia.py, section d)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_COLS = [
+    ("CRPS", "crps", ".3f"),
+    ("spread-skill", "spread_skill", ".2f"),
+    ("rank bin 1 / uniform", None, ""),
+    ("intense-day ratio", "intense_day_ratio", ".2f"),
+    ("pattern r", "pattern_corr", ".3f"),
+    ("coast", "pattern_corr_coast", ".3f"),
+    ("inland", "pattern_corr_inland", ".3f"),
+    ("mean change", "rcp85_change_ratio", ".2f"),
+    ("Rx1day change", "rx1day_change_ratio", ".2f"),
+    ("R95pTOT change", "r95ptot_change_ratio", ".2f"),
+]
+
+
+def _cell(rec: dict[str, Any], key: str | None, fmt: str) -> str:
+    if key is None:
+        bins = rec.get("rank_outer_bins_ratio")
+        return "" if bins is None else f"{bins['first']:.2f} / {bins['last']:.2f}"
+    v = rec.get(key)
+    return "" if v is None else format(v, fmt)
+
+
+def fidelity_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
+    """Candidates side by side, the input they are given and the previous run's figures."""
+    d = ib.get("fidelity")
+    if not d:
+        return []
+    lines = [
+        "### (d) Fidelity: what the input had right, and calibrated ensembles",
+        "",
+        (
+            "Each row is the same CM and t* with other `downscale` keywords (`restore`: SD in "
+            "E-OBS cells of the large scales kept from the bias-corrected input; `spread`: the "
+            "amplitude of the mean-one perturbation per member, chosen by `calibrate_spread` "
+            "on the NCEP/E-OBS pairs of 1996-1997). CRPS, spread-skill, the outer rank-histogram "
+            "bins "
+            "(1 = uniform) and the intense-day ratio (mean output / mean input where the "
+            "bias-corrected input is >= 20 mm/day) on NCEP -> E-OBS 1998-2002; pattern r: the "
+            "correlation of the ensemble-mean DJF mean map of CNRM-CM5 historical 1998-2002 (after "
+            "`qdm-mean`) with E-OBS's, over land, coastal cells (within two cells of the sea) and "
+            "inland cells; change columns: RCP8.5 2081-2100 vs historical after `qdm-mean`, "
+            f"relative to the ESM's own change (mean {d['esm_change']['mean']:+.3f}, Rx1day "
+            f"{d['esm_change']['rx1day']:+.3f}, R95pTOT {d['esm_change']['r95ptot']:+.3f})."
+        ),
+        "",
+        "| candidate | " + " | ".join(c[0] for c in _COLS) + " |",
+        "|---|" + "---|" * len(_COLS),
+    ]
+    shipped = ib.get("shipped", {}).get("candidate")
+    for name, rec in d["candidates"].items():
+        kw = rec.get("downscale_kwargs", {})
+        label = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in kw.items()
+        )
+        label = f"{name} ({label})" if label else f"{name} (the network alone)"
+        if name == shipped:
+            label = f"**{label}, shipped**"
+        lines.append(f"| {label} | " + " | ".join(_cell(rec, k, f) for _, k, f in _COLS) + " |")
+    qin = d["qdm_mean_input"]
+    lines.append(
+        "| the `qdm-mean` input itself | "
+        + " | ".join(_cell(qin, k, f) for _, k, f in _COLS)
+        + " |"
+    )
+    if previous:
+        prev = {
+            "crps": previous.get("crps_cm"),
+            "spread_skill": previous.get("spread_skill"),
+            "rcp85_change_ratio": previous.get("rcp85_change_ratio"),
+        }
+        lines.append(
+            f"| previous run ({previous['date'][:10]}, {previous['train_steps']} steps, no restore)"
+            " | " + " | ".join(_cell(prev, k, f) if k in prev else "" for _, k, f in _COLS) + " |"
+        )
+    lines.append("")
+    for key, title in (("index_bias", "Index relative bias vs E-OBS"), ("fss", "FSS")):
+        block = ib.get(key)
+        if not block:
+            continue
+        lines += [f"{title} on NCEP -> E-OBS 1998-2002 (per winter, DJF):", ""]
+        if key == "index_bias":
+            names = list(next(iter(block.values())))
+            lines += ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+            for m, v in block.items():
+                lines.append(f"| {m} | " + " | ".join(f"{v[n]:+.3f}" for n in names) + " |")
+        else:
+            first = next(iter(block.values()))
+            cols = [(t, w) for t in first for w in first[t]]
+            head = " | ".join(f"{t} mm, {w} cells" for t, w in cols)
+            lines += [f"| method | {head} |", "|---|" + "---|" * len(cols)]
+            for m, v in block.items():
+                lines.append(f"| {m} | " + " | ".join(f"{v[t][w]:.3f}" for t, w in cols) + " |")
+        lines.append("")
+    return lines
