@@ -95,9 +95,9 @@ def _train(obs: xr.DataArray, objective: str, steps: int) -> esmscale.Consistenc
 CANDIDATES: dict[str, dict[str, object]] = {
     "cm": {},
     "restore2": {"restore": 2.0},
+    "restore0.75_spread": {"restore": 0.75, "spread": "calibrate"},
     "restore1_spread": {"restore": 1.0, "spread": "calibrate"},
     "restore2_spread": {"restore": 2.0, "spread": "calibrate"},
-    "restore4_spread": {"restore": 4.0, "spread": "calibrate"},
 }
 
 
