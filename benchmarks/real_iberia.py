@@ -4,7 +4,8 @@ Trains a consistency model (CM) and a diffusion model on E-OBS precipitation (0.
 1983-1997), then, on held-out winters 1998-2002 and the CNRM-CM5 runs:
 
 (a) NCEP reanalysis (1.875 deg) -> E-OBS grid on the same days (truth known): fair CRPS of a
-    20-member CM ensemble (after QDM, with (d)'s chosen settings) vs the MAE of bilinear + QDM and vs the noise-only control
+    20-member CM ensemble (after QDM, with (d)'s chosen settings) vs the MAE of bilinear + QDM
+    and vs the noise-only control
     (the same bias-corrected field plus the same noise at t*, no network); spread-skill; rank
     histogram flatness; PSD error above k*; 99th-percentile and wet-day frequency errors.
 (b) CNRM-CM5 historical (free-running: distributions, not days): quantile errors, wet-day
