@@ -65,6 +65,7 @@ def test_tune_allocator_applies_on_linux():
     assert tune_allocator() is sys.platform.startswith("linux")
 
 
+@pytest.mark.slow  # fast counterparts in the default run: test_pipeline's and test_zarr's clusters
 @pytest.mark.timeout(300)
 def test_localcluster_bitwise_model_sent_once_and_clean_shutdown(tmp_path, tiny_model_dir, capfd):
     """One LocalCluster of 2 processes: output equal to the sync run, model loaded once per
