@@ -22,7 +22,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MPLBACKEND", "agg")
 # Offline coastlines for the gallery's maps (Debian's python-cartopy-data): Cartopy downloads
 # nothing when its data is found here.
 os.environ.setdefault("CARTOPY_DATA_DIR", "/usr/share/cartopy/data")
@@ -114,6 +113,8 @@ sphinx_gallery_conf = {
     "backreferences_dir": None,
     "doc_module": (),
     "min_reported_time": 0,
+    # always execute: a cached result of an unchanged example could hide a change in the package
+    "run_stale_examples": True,
 }
 
 # API reference from the docstrings.

@@ -212,11 +212,27 @@ def open_catalog_dataset(
     missing = [p for p in sub.df[cat.esmcat.assets.column_name] if not Path(p).exists()]
     if missing:
         raise EsmscaleError(f"catalog entries point to missing files: {missing}.")
-    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
-    dsets = sub.to_dataset_dict(
-        xarray_open_kwargs={"decode_times": coder, "engine": "netcdf4"}, progressbar=False
-    )
+    dsets = sub.to_dataset_dict(xarray_open_kwargs=_open_kwargs(sub), progressbar=False)
     return next(iter(dsets.values()))
+
+
+def _open_kwargs(cat: Any) -> dict[str, Any]:
+    """The open options for the assets of ``cat``: cftime times; local Zarr stores open too.
+
+    No engine is given: intake-esm takes it from each asset's format (netcdf4 for NetCDF, zarr
+    for Zarr). For local Zarr stores intake-esm would pass ``storage_options={}``, which zarr 3
+    refuses for a path that is not an fsspec URL; ``None`` there opens them as NetCDF files are.
+    """
+    kwargs: dict[str, Any] = {"decode_times": xr.coders.CFDatetimeCoder(use_cftime=True)}
+    column = cat.esmcat.assets.format_column_name
+    formats = (
+        set(map(str, cat.df[column]))
+        if column
+        else {str(getattr(cat.esmcat.assets.format, "value", ""))}
+    )
+    if formats and formats <= {"zarr", "zarr2", "zarr3"}:
+        kwargs["backend_kwargs"] = {"storage_options": None}
+    return kwargs
 
 
 def parse_catalog_uri(text: str) -> tuple[str, dict[str, str]] | None:
