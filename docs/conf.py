@@ -106,7 +106,9 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "matplotlib_animations": False,
-    "image_scrapers": ("matplotlib",),
+    # sphinx-gallery's matplotlib scraper after docs/_ext/figure_checks.py: a figure with an
+    # unlabelled axis, a field without a colour bar or a rainbow colour map fails the build
+    "image_scrapers": ("figure_checks.checked_matplotlib_scraper",),
     "reset_modules": ("matplotlib",),
     "show_memory": False,
     "show_signature": False,

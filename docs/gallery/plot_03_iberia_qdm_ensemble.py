@@ -132,7 +132,7 @@ ax.plot(days, (sim["pr"] * gcm_to_mm).mean(("lat", "lon")), color="0.5", label="
 for m in range(pr.sizes["member"]):
     ax.plot(days, (pr.isel(member=m) * to_mm).mean(("lat", "lon")), linewidth=0.8,
             label=f"member {m + 1}")  # fmt: skip
-ax.set_xlabel("day of the winter")
+ax.set_xlabel("day of the winter (days since 1 December)")
 ax.set_ylabel("domain-mean precipitation (mm day-1)")
 ax.set_title(source)
 ax.legend(fontsize=8, ncol=4)
