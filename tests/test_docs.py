@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
+
 from esmscale.cli import build_parser
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -147,3 +149,30 @@ def test_public_functions_have_docstring_examples():
     assert not done, (
         f"these have examples now (or are gone): remove them from {EXAMPLES_TODO.name}: {done}"
     )
+
+
+def test_gallery_scraper_refuses_a_bad_figure_before_saving_it(tmp_path):
+    """The scraper named in docs/conf.py raises, naming the example, and saves nothing."""
+    import importlib.util
+
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "_ext" / "figure_checks.py"
+    spec = importlib.util.spec_from_file_location("figure_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plt.close("all")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    try:
+        block_vars = {"src_file": "plot_x.py", "image_path_iterator": iter([tmp_path / "a.png"])}
+        with pytest.raises(ValueError, match=r"plot_x.py: figure 1 is not ready.*no label"):
+            module.checked_matplotlib_scraper(None, block_vars, {})
+        assert not list(tmp_path.iterdir())
+    finally:
+        plt.close(fig)
+    conf = (DOCS / "conf.py").read_text(encoding="utf-8")
+    assert '"image_scrapers": ("figure_checks.checked_matplotlib_scraper",)' in conf
