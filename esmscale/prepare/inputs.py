@@ -25,6 +25,23 @@ def open_dataset(
     (an intake-esm collection, see :mod:`esmscale.io.catalog`); its relative asset paths are
     resolved against ``catalog_root``, else ``$ESMSCALE_CATALOG_ROOT``, else the catalog's
     folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> time = xr.date_range("2000-01-01", periods=2, calendar="noleap", use_cftime=True)
+    >>> ds = xr.Dataset({"pr": (("time", "lat"), np.ones((2, 3)), {"units": "mm day-1"})},
+    ...                 coords={"time": time})
+    >>> ds.to_netcdf(folder / "pr.nc")
+    >>> back = open_dataset(folder / "pr.nc")
+    >>> back.time.dt.calendar, back["pr"].attrs["units"]
+    ('noleap', 'mm day-1')
+    >>> open_dataset(folder / "missing.nc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: input '.../missing.nc' does not exist; give a NetCDF file, ...
     """
     p = str(path)
     parsed = parse_catalog_uri(p)
