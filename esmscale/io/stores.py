@@ -123,6 +123,14 @@ class Location:
         The store root in ``fs``'s own path form, without a trailing ``/``.
     local : bool
         Whether the store is a local folder.
+
+    Examples
+    --------
+    >>> loc = open_location("memory://example/out.zarr")
+    >>> loc.local, loc.exists()
+    (False, False)
+    >>> open_location("out.zarr").local
+    True
     """
 
     def __init__(
