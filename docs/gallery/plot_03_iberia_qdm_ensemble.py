@@ -125,10 +125,16 @@ plt.show()
 # Daily domain means
 # ------------------
 # The ensemble follows the GCM's own weather (a free-running GCM is not in phase with the
-# observed days: only the statistics are comparable); the members differ at small scales.
+# observed days: only the statistics are comparable); the members differ at small scales. The
+# GCM's mean is over all its cells, the members' over the E-OBS land cells only.
 fig, ax = plt.subplots(figsize=(10, 3.5), layout="constrained")
 days = range(sim.sizes["time"])
-ax.plot(days, (sim["pr"] * gcm_to_mm).mean(("lat", "lon")), color="0.5", label="GCM as it is")
+ax.plot(
+    days,
+    (sim["pr"] * gcm_to_mm).mean(("lat", "lon")),
+    color="0.5",
+    label="GCM as it is (land and sea)",
+)
 for m in range(pr.sizes["member"]):
     ax.plot(days, (pr.isel(member=m) * to_mm).mean(("lat", "lon")), linewidth=0.8,
             label=f"member {m + 1}")  # fmt: skip
