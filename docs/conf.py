@@ -22,6 +22,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Offline coastlines for the gallery's maps (Debian's python-cartopy-data): Cartopy downloads
+# nothing when its data is found here.
+os.environ.setdefault("CARTOPY_DATA_DIR", "/usr/share/cartopy/data")
 
 _MISSING = []
 for _module, _package in (
@@ -29,6 +32,10 @@ for _module, _package in (
     ("myst_parser", "myst-parser"),
     ("sphinx_autosummary_accessors", "sphinx-autosummary-accessors"),
     ("pydata_sphinx_theme", "pydata-sphinx-theme"),
+    ("sphinx_gallery", "sphinx-gallery"),
+    ("myst_nb", "myst-nb"),
+    ("nbclient", "nbclient"),
+    ("ipykernel", "ipykernel"),
 ):
     try:
         __import__(_module)
@@ -56,19 +63,61 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.doctest",
     "numpydoc",
-    "myst_parser",
+    "myst_nb",  # MyST Markdown pages (myst-parser) and the executed notebook
     "sphinx_autosummary_accessors",
+    "sphinx_gallery.gen_gallery",
     "cli_reference",
 ]
 
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+exclude_patterns = [
+    "_build",
+    "**/.ipynb_checkpoints",
+    "Thumbs.db",
+    ".DS_Store",
+    "gallery/README.rst",  # sphinx-gallery turns it into auto_examples/index
+    "auto_examples/*.ipynb",  # the gallery's downloadable notebooks (not pages)
+    "auto_examples/*.py",
+]
 templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
 
 # MyST: Markdown pages with dollar maths, definition lists, heading anchors for [](#...) links.
 myst_enable_extensions = ["dollarmath", "amsmath", "deflist", "colon_fence"]
 myst_heading_anchors = 3
+
+# The notebook (docs/examples/*.ipynb) is executed on every build, offline (nbclient, a local
+# ipykernel); an error in any cell fails the build. Its stored outputs are ignored.
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_timeout = 300
+nb_execution_show_tb = True
+nb_merge_streams = True
+
+# The example gallery (docs/gallery/plot_*.py), executed during the build (sphinx-gallery, in
+# this process: imports are paid once). Any error in an example fails the build.
+sphinx_gallery_conf = {
+    "examples_dirs": "gallery",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "matplotlib_animations": False,
+    # sphinx-gallery's matplotlib scraper after docs/_ext/figure_checks.py: a figure with an
+    # unlabelled axis, a field without a colour bar or a rainbow colour map fails the build
+    "image_scrapers": ("figure_checks.checked_matplotlib_scraper",),
+    "reset_modules": ("matplotlib",),
+    "show_memory": False,
+    "show_signature": False,
+    "backreferences_dir": None,
+    "doc_module": (),
+    "min_reported_time": 0,
+    # always execute: a cached result of an unchanged example could hide a change in the package
+    "run_stale_examples": True,
+}
 
 # API reference from the docstrings.
 autosummary_generate = True

@@ -23,7 +23,22 @@ __all__ = ["EsmAccessor"]
 
 
 class EsmAccessor:
-    """``obj.esm``: downscaling, calibration and spectra for Datasets and DataArrays."""
+    """``obj.esm``: downscaling, calibration and spectra for Datasets and DataArrays.
+
+    A thin facade: each method calls a plain function that also works without the accessor
+    (:func:`esmscale.downscale`, :func:`esmscale.calibrate_noise_level`, ...).
+
+    Examples
+    --------
+    >>> import esmscale
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> esm = synthetic_esm(synthetic_precip(32, 32, 2, seed=0)).chunk(time=1)
+    >>> out = esm.esm.downscale("synthetic-pr-4x", members=2, seed=0)  # lazy
+    >>> type(out["pr"].data).__name__, dict(out["pr"].sizes)
+    ('Array', {'member': 2, 'time': 2, 'lat': 32, 'lon': 32})
+    >>> out["pr"].esm.downscale  # doctest: +ELLIPSIS
+    <bound method EsmAccessor.downscale of <esmscale.accessor.EsmAccessor object at ...>>
+    """
 
     def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj

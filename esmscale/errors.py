@@ -34,6 +34,17 @@ class EsmscaleError(ValueError):
         The fix in Python terms (``"pass overwrite=True to replace it."``) and in command-line
         terms (``"add --overwrite to replace it."``); ``cli`` defaults to ``python``. The Python
         fix is appended to ``str(err)``, the command-line one to :meth:`for_cli`.
+
+    Examples
+    --------
+    >>> err = EsmscaleError("members must be >= 1, got 0;", python="pass members=4.",
+    ...                     cli="add --members 4.")
+    >>> str(err)
+    'members must be >= 1, got 0; pass members=4.'
+    >>> err.for_cli()
+    'members must be >= 1, got 0; add --members 4.'
+    >>> isinstance(err, ValueError)  # catch it as a ValueError too
+    True
     """
 
     def __init__(self, message: str, *, python: str = "", cli: str = "") -> None:
@@ -48,7 +59,21 @@ class EsmscaleError(ValueError):
 
 
 class CheckpointError(EsmscaleError):
-    """A checkpoint cannot be read safely (pickle, corrupt, wrong format version)."""
+    """A checkpoint cannot be read safely (pickle, corrupt, wrong format version).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from esmscale.io.checkpoint import read_checkpoint
+    >>> bad = Path(tempfile.mkdtemp()) / "model.safetensors"
+    >>> _ = bad.write_bytes(b"not a checkpoint")
+    >>> try:
+    ...     read_checkpoint(bad)
+    ... except CheckpointError as err:
+    ...     print(type(err).__name__, isinstance(err, EsmscaleError))
+    CheckpointError True
+    """
 
 
 class MissingExtraError(EsmscaleError, ImportError):

@@ -43,6 +43,17 @@ class Registry(Generic[T]):
         What the registry holds, in the singular (``"downscaling method"``, ``"sampler"``).
     hint
         Optional sentence appended to the unknown-name error (e.g. how to add one's own).
+
+    Examples
+    --------
+    >>> shapes = Registry("shape", hint="Register yours with shapes.register(name, obj).")
+    >>> _ = shapes.register("disc", "o")
+    >>> shapes.get("disc"), "disc" in shapes
+    ('o', True)
+    >>> shapes.get("cube")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: no shape named 'cube'; known shapes: ['disc']. Register ...
     """
 
     def __init__(self, kind: str, hint: str = "") -> None:

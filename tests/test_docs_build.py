@@ -1,13 +1,17 @@
 """The Sphinx site builds offline with warnings as errors, and its generated pages are there.
 
-About 40 s on 2 shared cores, so it is marked ``slow`` and ``docs``; ``.ci/run`` runs it as its
-own step (``python -m pytest -m docs``). Without the docs extra it is skipped, saying what to
-install; the build itself then stops with the same command (checked by a fast test).
+The build executes the example gallery (docs/gallery, sphinx-gallery) and the notebook
+docs/examples/downscaling.ipynb (myst-nb through nbclient); an error in either fails it. About
+2 minutes on 2 shared cores (the gallery about 1 minute of it), so it is marked ``slow`` and
+``docs``; ``.ci/run`` runs it as its own step (``python -m pytest -m docs``). Without the docs
+extra it is skipped, saying what to install; the build itself then stops with the same command
+(checked by a fast test).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -16,8 +20,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS_PACKAGES = ("sphinx", "numpydoc", "myst_parser", "sphinx_autosummary_accessors")
-HAVE_DOCS = all(importlib.util.find_spec(m) for m in (*DOCS_PACKAGES, "pydata_sphinx_theme"))
+DOCS_PACKAGES = (
+    "sphinx",
+    "numpydoc",
+    "myst_parser",
+    "sphinx_autosummary_accessors",
+    "pydata_sphinx_theme",
+    "sphinx_gallery",
+    "myst_nb",
+    "nbclient",
+    "ipykernel",
+)
+HAVE_DOCS = all(importlib.util.find_spec(m) for m in DOCS_PACKAGES)
+GALLERY = sorted((ROOT / "docs" / "gallery").glob("plot_*.py"))
+IBERIA = (
+    Path(os.environ.get("ESMSCALE_DATA", ROOT.parent / "shared" / "data"))
+    / "climate4r_iberia"
+    / "CMIP5_Iberia_pr.nc"
+)
 
 
 def _env() -> dict[str, str]:
@@ -65,13 +85,46 @@ def test_sphinx_build_offline_warnings_are_errors(tmp_path):
     assert "--bias-correction" in cli
     # no intersphinx inventory is fetched: the build names no remote inventory
     assert "intersphinx" not in proc.stdout + proc.stderr
+    _check_gallery(out)
+    _check_notebook(out)
+
+
+def _check_gallery(out: Path) -> None:
+    """Every example ran and drew its figures; the Iberia one says which data it used."""
+    assert len(GALLERY) >= 6
+    assert (out / "auto_examples" / "index.html").is_file()
+    images = {p.name for p in (out / "_images").glob("sphx_glr_*.png")}
+    for script in GALLERY:
+        page = out / "auto_examples" / f"{script.stem}.html"
+        assert page.is_file(), script.name
+        assert any(name.startswith(f"sphx_glr_{script.stem}_0") for name in images), script.name
+    iberia = (out / "auto_examples" / "plot_03_iberia_qdm_ensemble.html").read_text("utf-8")
+    said = "real data: CNRM-CM5" if IBERIA.is_file() else "SYNTHETIC data"
+    assert said in iberia
+    # the evaluation example printed its scores, the forecast example its errors
+    scores = (out / "auto_examples" / "plot_04_evaluation_report.html").read_text("utf-8")
+    assert "consistency model" in scores and "bilinear" in scores
+    pastnet = (out / "auto_examples" / "plot_05_pastnet_forecast.html").read_text("utf-8")
+    assert "RMSE by lead" in pastnet
+
+
+def _check_notebook(out: Path) -> None:
+    """The notebook was executed during the build: its outputs are in the page."""
+    page = (out / "examples" / "downscaling.html").read_text("utf-8")
+    assert "esmscale_model_sha256" in page  # provenance read back from the Zarr store
+    assert "wet days" in page  # the last cell's printed statistics
+    assert "<img" in page  # the figure
+    nb = json.loads((ROOT / "docs" / "examples" / "downscaling.ipynb").read_text("utf-8"))
+    # stored outputs are not committed: what the page shows comes from this build's run
+    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
 def test_docs_conf_without_extra_says_what_to_install(tmp_path):
     """conf.py run where the docs packages cannot be imported names the pip command."""
     blocker = tmp_path / "block"
     blocker.mkdir()
-    for name in ("numpydoc", "myst_parser", "sphinx_autosummary_accessors", "pydata_sphinx_theme"):
+    blocked = ("numpydoc", "myst_parser", "sphinx_autosummary_accessors", "sphinx_gallery")
+    for name in blocked:
         (blocker / f"{name}.py").write_text("raise ImportError('blocked for the test')\n")
     code = f"import runpy; runpy.run_path({str(ROOT / 'docs' / 'conf.py')!r})"
     env = _env()
@@ -82,3 +135,4 @@ def test_docs_conf_without_extra_says_what_to_install(tmp_path):
     assert proc.returncode != 0
     assert 'pip install -e ".[docs]"' in proc.stderr
     assert "numpydoc" in proc.stderr
+    assert "sphinx-gallery" in proc.stderr

@@ -34,7 +34,19 @@ EVAL_SEED_OFFSET = 10_000
 
 
 def load_backbone(source: str | Path | DualEncoder) -> DualEncoder:
-    """Return ``source`` if it is a backbone, else load a :class:`ClipBackbone` from a directory."""
+    """Return ``source`` if it is a backbone, else load a :class:`ClipBackbone` from a directory.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> bb = ClipBackbone.from_config(TinyClipConfig(vision_layers=1, text_layers=1))
+    >>> load_backbone(bb) is bb
+    True
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = bb.save_pretrained(folder)
+    >>> type(load_backbone(folder)).__name__
+    'ClipBackbone'
+    """
     if isinstance(source, DualEncoder):
         return source
     return ClipBackbone.from_pretrained(source)
@@ -163,6 +175,13 @@ def evaluate(
     ----------
     model : AdaptedModel or path
         A trained model, or a directory written by :func:`train` (then ``backbone`` is needed).
+
+    Examples
+    --------
+    >>> bb = ClipBackbone.from_config(TinyClipConfig(vision_layers=1, text_layers=1))
+    >>> model = train("late_fusion", bb, train=TrainConfig(steps=2, batch_size=8), num_examples=16)
+    >>> sorted(evaluate(model, num_examples=16))
+    ['accuracy']
     """
     if not isinstance(model, AdaptedModel):
         if backbone is None:
@@ -196,6 +215,12 @@ def evaluate_retrieval(
     """Text-to-image retrieval metrics on identities unseen in training.
 
     Every caption is a query; the gallery holds every image of the test identities.
+
+    Examples
+    --------
+    >>> bb = ClipBackbone.from_config(TinyClipConfig(vision_layers=1, text_layers=1))
+    >>> sorted(evaluate_retrieval(bb, num_identities=4, images_per_identity=2))
+    ['mAP', 'mINP', 'rank1', 'rank10', 'rank5']
     """
     bb = load_backbone(backbone)
     data = make_persons(

@@ -38,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 on an error (one line on stderr), 130 after Ctrl-C.
+
+    Examples
+    --------
+    >>> main(["models"])  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    name ... training data
+    synthetic-pr-4x  pr  mm day-1  0.25 deg  4  0.25 ...
+    0
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(args_list)

@@ -625,6 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         With one subparser per command; ``run`` names the command's function in
         :mod:`esmscale.cli.commands`.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["catalog", "build", "data", "-o", "cat.json"])
+    >>> args.command, args.output
+    ('catalog', 'cat.json')
     """
     p = argparse.ArgumentParser(
         prog="esmscale",

@@ -33,7 +33,14 @@ def _wavenumbers(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fno_forcing(n: int) -> np.ndarray:
-    """The FNO benchmark forcing ``0.1 (sin(2 pi (x + y)) + cos(2 pi (x + y)))`` on ``n x n``."""
+    """The FNO benchmark forcing ``0.1 (sin(2 pi (x + y)) + cos(2 pi (x + y)))`` on ``n x n``.
+
+    Examples
+    --------
+    >>> f = fno_forcing(8)
+    >>> f.shape, round(float(f[0, 0]), 3), round(float(f.mean()), 12)
+    ((8, 8), 0.1, 0.0)
+    """
     x = np.arange(n) / n
     s = 2.0 * np.pi * (x[None, :] + x[:, None])
     return 0.1 * (np.sin(s) + np.cos(s))
@@ -42,7 +49,14 @@ def fno_forcing(n: int) -> np.ndarray:
 def gaussian_vorticity(
     n_samples: int, n: int, rng: np.random.Generator, alpha: float = 2.5, tau: float = 7.0
 ) -> np.ndarray:
-    """Zero-mean Gaussian random fields, covariance ``2 tau^(2a - 2) (-lap + tau^2)^-a``."""
+    """Zero-mean Gaussian random fields, covariance ``2 tau^(2a - 2) (-lap + tau^2)^-a``.
+
+    Examples
+    --------
+    >>> w = gaussian_vorticity(3, 16, np.random.default_rng(0))
+    >>> w.shape, bool(np.abs(w.mean(axis=(1, 2))).max() < 1e-12)
+    ((3, 16, 16), True)
+    """
     ky, kx = _wavenumbers(n)
     sigma = math.sqrt(2.0) * tau ** (alpha - 1.0) * (kx**2 + ky**2 + tau**2) ** (-alpha / 2.0)
     sigma[0, 0] = 0.0
@@ -113,6 +127,12 @@ def stack_trajectories(
 
     The float time coordinate jumps by ``gap`` steps between trajectories, so forecast windows
     (:mod:`esmscale.forecast`) never mix two trajectories; ``trajectory`` labels each step.
+
+    Examples
+    --------
+    >>> da = stack_trajectories(np.zeros((2, 3, 4, 4)), 1.0, "w", {"units": "1"}, gap=10)
+    >>> da.dims, da["time"].values.tolist()
+    (('time', 'y', 'x'), [0.0, 1.0, 2.0, 13.0, 14.0, 15.0])
     """
     n, t, h, w = frames.shape
     times = (np.arange(n)[:, None] * (t + gap) + np.arange(t)[None, :]) * dt

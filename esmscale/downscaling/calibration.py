@@ -69,6 +69,13 @@ class Calibration:
         Perfect-model scores per ``t`` (empty without held-out data).
     t_star_crps
         Perfect-model choice, or None.
+
+    Examples
+    --------
+    >>> k = np.array([0.1, 0.2, 0.3])
+    >>> cal = Calibration(0.5, 0.3, 0.5, k, np.array([4.0, 1.0, 0.25]), np.array([4.0, 1.0, 0.01]))
+    >>> print(cal.summary())
+    spectral rule: k*=0.3000 cycles/cell -> t*=0.500; recommended t*=0.500 (spectral)
     """
 
     t_star: float
@@ -173,6 +180,20 @@ def calibrate_noise_level(
     Returns
     -------
     Calibration
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> from esmscale.prepare import regrid
+    >>> obs = synthetic_precip(32, 32, 4, seed=0)["pr"]
+    >>> esm_fine = regrid(synthetic_esm(obs.to_dataset())["pr"], obs)
+    >>> spectral = calibrate_noise_level(obs, esm_fine, "synthetic-pr-4x")  # the spectral rule
+    >>> spectral.method, spectral.t_star == spectral.t_star_spectral
+    ('spectral', True)
+    >>> cal = calibrate_noise_level(obs, esm_fine, "synthetic-pr-4x", held_out=obs,
+    ...                             t_grid=[0.1, 0.3], members=2)  # + the perfect-model search
+    >>> cal.t_grid.tolist(), cal.crps.shape, cal.t_star == cal.t_star_crps
+    ([0.1, 0.3], (2,), True)
     """
     from tqdm.auto import tqdm
 
@@ -256,6 +277,16 @@ def calibrate_on_pairs(
     -------
     t_star, crps
         The chosen noise level and the CRPS (in ``obs``'s units) for every ``t``.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> from esmscale.pretrained import load_model
+    >>> obs = synthetic_precip(32, 32, 3, seed=0)
+    >>> t_star, crps = calibrate_on_pairs(synthetic_esm(obs), obs, load_model("synthetic-pr-4x"),
+    ...                                   t_grid=(0.1, 0.4), members=2)
+    >>> sorted(crps), t_star == min(crps, key=crps.get)
+    ([0.1, 0.4], True)
     """
     from esmscale.downscaling.pipeline import downscale
     from esmscale.metrics import fair_crps
@@ -406,6 +437,15 @@ def calibrate_esm(
     Returns
     -------
     Calibration
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> obs = synthetic_precip(32, 32, 4, seed=0)
+    >>> cal = calibrate_esm(synthetic_esm(obs), obs, "synthetic-pr-4x", held_out=obs,
+    ...                     t_grid=[0.1, 0.3], members=2)
+    >>> cal.t_star in (0.1, 0.3), cal.method
+    (True, 'perfect-model CRPS')
     """
     from esmscale.prepare.regrid import regrid
     from esmscale.pretrained import load_model

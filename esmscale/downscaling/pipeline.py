@@ -167,6 +167,16 @@ def downscale(
         non-negative variables are clipped at 0 and ``esmscale_clipped_fraction`` is the share
         of values clipped: set at once for in-memory input; for Dask input by
         :func:`esmscale.io.zarr.write_zarr` or :func:`esmscale.prepare.compute_clipped`.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> esm = synthetic_esm(synthetic_precip(32, 32, 2, seed=0))  # 8x8 cells at 1 degree
+    >>> out = downscale(esm, "synthetic-pr-4x", members=2, seed=0)
+    >>> dict(out["pr"].sizes), out["pr"].attrs["units"]
+    ({'member': 2, 'time': 2, 'lat': 32, 'lon': 32}, 'mm day-1')
+    >>> out["pr"].attrs["esmscale_model"], float(out["pr"].min()) >= 0
+    ('synthetic-pr-4x', True)
     """
     obj = as_xarray(obj)
     cm = load_model(model)

@@ -65,7 +65,13 @@ METHODS.register("optical_flow", lambda da, config, **kw: OpticalFlow(**kw))
 
 
 def available_methods() -> list[str]:
-    """Names accepted by :func:`fit`."""
+    """Names accepted by :func:`fit`.
+
+    Examples
+    --------
+    >>> {"persistence", "climatology", "pastnet"} <= set(available_methods())
+    True
+    """
     return METHODS.available()
 
 

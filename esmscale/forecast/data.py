@@ -29,7 +29,15 @@ __all__ = [
 
 
 def split_dims(da: xr.DataArray) -> tuple[str, str | None, str, str]:
-    """``(time, channel or None, y, x)`` dimension names of a forecast DataArray."""
+    """``(time, channel or None, y, x)`` dimension names of a forecast DataArray.
+
+    Examples
+    --------
+    >>> split_dims(xr.DataArray(np.zeros((2, 3, 4)), dims=("time", "y", "x")))
+    ('time', None, 'y', 'x')
+    >>> split_dims(xr.DataArray(np.zeros((2, 1, 3, 4)), dims=("time", "var", "lat", "lon")))
+    ('time', 'var', 'lat', 'lon')
+    """
     if da.ndim not in (3, 4):
         raise EsmscaleError(
             f"{da.name!r} has dims {da.dims}; forecasting needs (time, y, x) or "
@@ -58,7 +66,15 @@ def _time_values(da: xr.DataArray, tdim: str) -> np.ndarray:
 
 
 def time_step(times: np.ndarray) -> Any:
-    """Regular spacing of ``times`` (median difference; a timedelta64 for dates)."""
+    """Regular spacing of ``times`` (median difference; a timedelta64 for dates).
+
+    Examples
+    --------
+    >>> float(time_step(np.array([0.0, 1.0, 2.0, 5.0])))  # the gap does not change the step
+    1.0
+    >>> time_step(np.array(["2000-01-01", "2000-01-02"], dtype="datetime64[D]"))
+    np.timedelta64(1,'D')
+    """
     if times.size < 2:
         return np.timedelta64(1, "D") if times.dtype.kind == "M" else 1.0
     diffs = np.diff(times)
@@ -107,7 +123,16 @@ def window_starts(
 
 
 def to_array(da: xr.DataArray) -> tuple[xr.DataArray, np.ndarray]:
-    """Transpose to ``(time, channel, y, x)`` (adding a channel of size 1) and get times."""
+    """Transpose to ``(time, channel, y, x)`` (adding a channel of size 1) and get times.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3, 4)), dims=("time", "y", "x"),
+    ...                   coords={"time": [0.0, 1.0]})
+    >>> arr, times = to_array(da)
+    >>> arr.dims, times.tolist()
+    (('time', 'channel', 'y', 'x'), [0.0, 1.0])
+    """
     tdim, channel, y, x = split_dims(da)
     if channel is None:
         da = da.expand_dims("channel", axis=1)
@@ -170,7 +195,13 @@ class Normalisation:
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
-    """Zero-pad the last two axes at the end up to multiples of ``multiple``."""
+    """Zero-pad the last two axes at the end up to multiples of ``multiple``.
+
+    Examples
+    --------
+    >>> pad_to_multiple(np.ones((2, 5, 6)), 4).shape
+    (2, 8, 8)
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if not (ph or pw):

@@ -36,7 +36,14 @@ def rmse(forecast: np.ndarray, truth: np.ndarray) -> float:
 
 
 def relative_l2(forecast: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over leading samples of ``||f - t|| / ||t||`` over the last two axes (FNO metric)."""
+    """Mean over leading samples of ``||f - t|| / ||t||`` over the last two axes (FNO metric).
+
+    Examples
+    --------
+    >>> truth = np.ones((2, 4, 4))
+    >>> round(relative_l2(1.1 * truth, truth), 6)
+    0.1
+    """
     f = np.nan_to_num(np.asarray(forecast, np.float64)).reshape(-1, *forecast.shape[-2:])
     t = np.nan_to_num(np.asarray(truth, np.float64)).reshape(f.shape)
     num = np.sqrt(((f - t) ** 2).sum(axis=(1, 2)))
@@ -45,7 +52,14 @@ def relative_l2(forecast: np.ndarray, truth: np.ndarray) -> float:
 
 
 def psnr(forecast: np.ndarray, truth: np.ndarray, data_range: float) -> float:
-    """Peak signal-to-noise ratio in dB on float data: ``20 log10(range / RMSE)``."""
+    """Peak signal-to-noise ratio in dB on float data: ``20 log10(range / RMSE)``.
+
+    Examples
+    --------
+    >>> truth = np.zeros((4, 4))
+    >>> round(psnr(truth + 0.1, truth, data_range=1.0), 6)  # RMSE 0.1: 20 dB
+    20.0
+    """
     return float(20.0 * np.log10(data_range / max(rmse(forecast, truth), 1e-12)))
 
 
@@ -76,7 +90,15 @@ def ssim(forecast: np.ndarray, truth: np.ndarray, data_range: float, sigma: floa
 
 
 def csi(forecast: np.ndarray, truth: np.ndarray, threshold: float) -> float:
-    """Critical success index ``hits / (hits + misses + false alarms)`` at ``>= threshold``."""
+    """Critical success index ``hits / (hits + misses + false alarms)`` at ``>= threshold``.
+
+    Examples
+    --------
+    >>> truth = np.array([[0.0, 2.0], [2.0, 2.0]])
+    >>> forecast = np.array([[2.0, 2.0], [0.0, 2.0]])  # 2 hits, 1 miss, 1 false alarm
+    >>> csi(forecast, truth, threshold=1.0)
+    0.5
+    """
     f, t = _valid(forecast, truth)
     fy, ty = f >= threshold, t >= threshold
     hits = np.sum(fy & ty)
@@ -85,7 +107,18 @@ def csi(forecast: np.ndarray, truth: np.ndarray, threshold: float) -> float:
 
 
 def fss(forecast: np.ndarray, truth: np.ndarray, threshold: float, window: int = 5) -> float:
-    """Fractions skill score at ``>= threshold`` over ``window x window`` neighbourhoods."""
+    """Fractions skill score at ``>= threshold`` over ``window x window`` neighbourhoods.
+
+    Examples
+    --------
+    >>> truth = np.zeros((8, 8))
+    >>> truth[3, 3] = 5.0
+    >>> fss(truth, truth, threshold=1.0)  # a perfect forecast
+    1.0
+    >>> shifted = np.roll(truth, 1, axis=1)  # one cell off: partly right at 5x5 scale
+    >>> 0 < fss(shifted, truth, threshold=1.0, window=5) < 1
+    True
+    """
     f = np.asarray(forecast, np.float64).reshape(-1, *forecast.shape[-2:])
     t = np.asarray(truth, np.float64).reshape(f.shape)
     ok = (np.isfinite(f) & np.isfinite(t)).astype(np.float64)

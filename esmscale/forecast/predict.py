@@ -42,7 +42,19 @@ ForecasterRef = ModelRef
 
 
 def load_forecaster(model: Forecaster | str | os.PathLike[str]) -> Forecaster:
-    """A forecaster from an object or a checkpoint path."""
+    """A forecaster from an object or a checkpoint path.
+
+    Examples
+    --------
+    >>> from esmscale.forecast import Persistence
+    >>> model = Persistence()
+    >>> load_forecaster(model) is model
+    True
+    >>> load_forecaster("no/such/folder")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: forecast model 'no/such/folder' is not a Forecaster and ...
+    """
     if isinstance(model, Forecaster):
         return model
     if not Path(model).exists():

@@ -148,6 +148,22 @@ def load_catalog(path: str | os.PathLike[str], root: str | os.PathLike[str] | No
     -------
     intake_esm.esm_datastore
         With absolute local asset paths; ``.df`` is the table, ``.search(...)`` filters it.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> from esmscale.io.catalog_build import build_catalog
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> ds = xr.Dataset({"pr": (("lat", "lon"), np.ones((2, 2)))})
+    >>> ds.to_netcdf(folder / "pr_day_ESM1_historical_r1i1p1f1_gn.nc")
+    >>> _ = build_catalog(folder, folder / "catalog.json")
+    >>> cat = load_catalog(folder / "catalog.json")
+    >>> cat.df[["source_id", "experiment_id", "variable_id"]].values.tolist()
+    [['ESM1', 'historical', 'pr']]
+    >>> load_catalog("https://example.org/catalog.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: catalog 'https://example.org/catalog.json' is remote; ...
     """
     text = str(path)
     if _is_url(text):
@@ -186,7 +202,26 @@ def open_catalog_dataset(
 
     ``catalog`` is a path (loaded with :func:`load_catalog`) or a loaded datastore. Times are
     decoded with cftime, as in :func:`esmscale.prepare.inputs.open_dataset`. A query that
-    matches nothing, or more than one dataset, is an error that lists the choices.
+    matches nothing, or more than one dataset, is an error that lists the choices. NetCDF files
+    and Zarr stores both open.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> from esmscale.io.catalog_build import build_catalog
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> ds = xr.Dataset({"pr": (("lat", "lon"), np.ones((2, 2)))})
+    >>> ds.to_netcdf(folder / "pr_day_ESM1_historical_r1i1p1f1_gn.nc")
+    >>> ds.to_zarr(folder / "pr_day_ESM2_historical_r1i1p1f1_gn.zarr", zarr_format=2)
+    ... # doctest: +ELLIPSIS
+    <...>
+    >>> _ = build_catalog(folder, folder / "catalog.json")
+    >>> open_catalog_dataset(folder / "catalog.json", source_id="ESM2")["pr"].shape
+    (2, 2)
+    >>> open_catalog_dataset(folder / "catalog.json", source_id="ESM3")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: no catalog entry matches ... source_id: ['ESM1', 'ESM2'].
     """
     cat = load_catalog(catalog, root) if isinstance(catalog, str | os.PathLike) else catalog
     df: pd.DataFrame = cat.df
@@ -212,11 +247,27 @@ def open_catalog_dataset(
     missing = [p for p in sub.df[cat.esmcat.assets.column_name] if not Path(p).exists()]
     if missing:
         raise EsmscaleError(f"catalog entries point to missing files: {missing}.")
-    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
-    dsets = sub.to_dataset_dict(
-        xarray_open_kwargs={"decode_times": coder, "engine": "netcdf4"}, progressbar=False
-    )
+    dsets = sub.to_dataset_dict(xarray_open_kwargs=_open_kwargs(sub), progressbar=False)
     return next(iter(dsets.values()))
+
+
+def _open_kwargs(cat: Any) -> dict[str, Any]:
+    """The open options for the assets of ``cat``: cftime times; local Zarr stores open too.
+
+    No engine is given: intake-esm takes it from each asset's format (netcdf4 for NetCDF, zarr
+    for Zarr). For local Zarr stores intake-esm would pass ``storage_options={}``, which zarr 3
+    refuses for a path that is not an fsspec URL; ``None`` there opens them as NetCDF files are.
+    """
+    kwargs: dict[str, Any] = {"decode_times": xr.coders.CFDatetimeCoder(use_cftime=True)}
+    column = cat.esmcat.assets.format_column_name
+    formats = (
+        set(map(str, cat.df[column]))
+        if column
+        else {str(getattr(cat.esmcat.assets.format, "value", ""))}
+    )
+    if formats and formats <= {"zarr", "zarr2", "zarr3"}:
+        kwargs["backend_kwargs"] = {"storage_options": None}
+    return kwargs
 
 
 def parse_catalog_uri(text: str) -> tuple[str, dict[str, str]] | None:

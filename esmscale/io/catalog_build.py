@@ -99,6 +99,16 @@ class CatalogBuild:
     skipped
         ``(path, reason)`` for every file that is not in the catalog: unreadable, or not
         classifiable (no model or experiment in its attributes or name).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "empty.nc").write_bytes(b"")
+    0
+    >>> print(build_catalog(folder, folder / "c.json").summary())  # doctest: +ELLIPSIS
+    wrote .../c.json and c.csv: 0 entries from 0 files; 1 files left out:
+      empty.nc: unreadable (...)
     """
 
     json_path: Path
@@ -252,6 +262,21 @@ def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]
     -------
     CatalogBuild
         The files written, the table, and the files left out with the reason.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> time = pd.date_range("2000-01-01", periods=2)
+    >>> da = xr.DataArray(np.ones((2, 2, 2)), dims=("time", "lat", "lon"), coords={"time": time})
+    >>> ds = da.to_dataset(name="tas")
+    >>> ds.to_netcdf(folder / "tas_day_ESM1_historical_r1i1p1f1_gn_20000101-20000102.nc")
+    >>> ds.to_netcdf(folder / "station.nc")  # no facets anywhere: reported, not catalogued
+    >>> (folder / "broken.nc").write_bytes(b"not netCDF")
+    10
+    >>> result = build_catalog(folder, folder / "catalog.json")
+    >>> result.table["source_id"].tolist(), [path for path, _ in result.skipped]
+    (['ESM1'], ['broken.nc', 'station.nc'])
     """
     root = Path(folder).resolve()
     if not root.is_dir():

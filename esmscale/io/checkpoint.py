@@ -40,7 +40,16 @@ _PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+    """Hex sha256 of a file, read in 1 MiB blocks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "empty"
+    >>> _ = path.write_bytes(b"")
+    >>> file_sha256(path)[:16]  # the sha256 of no bytes
+    'e3b0c44298fc1c14'
+    """
     h = hashlib.sha256()
     with Path(path).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -56,6 +65,14 @@ def write_checkpoint(
     Files are first written to a temporary sibling directory and then moved into place, so an
     interrupted write never leaves a half-written checkpoint behind; an existing checkpoint at
     ``directory`` is replaced only once the new one is complete.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "ckpt"
+    >>> path = write_checkpoint(folder, {"w": torch.ones(2, 3)}, {"name": "toy"})
+    >>> sorted(p.name for p in folder.iterdir())
+    ['config.json', 'model.safetensors']
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +165,15 @@ def read_checkpoint(
     tensors, config, sha256
         The tensors, the config (``config.json`` if present, else the embedded metadata) and the
         sha256 of the weights file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "ckpt"
+    >>> _ = write_checkpoint(folder, {"w": torch.ones(2, 3)}, {"name": "toy"})
+    >>> tensors, config, sha = read_checkpoint(folder)
+    >>> tuple(tensors["w"].shape), config["name"], sha == file_sha256(folder / "model.safetensors")
+    ((2, 3), 'toy', True)
     """
     weights, config_file = _resolve(Path(path))
     meta = _check_header(weights)

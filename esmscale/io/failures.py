@@ -31,6 +31,13 @@ def block_index(key: Any) -> tuple[int, ...] | None:
     Dask's blockwise fusion can merge a tile task into the array layers that follow it (the
     key then reads e.g. ``("concatenate-truediv-<token>", 1, 1, 1, 0)``); those layers keep
     the block index of the output, so any such key names the same tile.
+
+    Examples
+    --------
+    >>> block_index(("tile-0a1b", 0, 2, 1, 1))
+    (0, 2, 1, 1)
+    >>> block_index("finalize-0a1b") is None
+    True
     """
     if not (isinstance(key, tuple) and len(key) > 1 and isinstance(key[0], str)):
         return None
@@ -49,7 +56,15 @@ def _span(values: np.ndarray) -> str:
 
 
 def describe_block(var: xr.DataArray, index: tuple[int, ...]) -> str:
-    """``member m, time a .. b, lat c .. d, lon e .. f`` of block ``index`` of ``var``."""
+    """``member m, time a .. b, lat c .. d, lon e .. f`` of block ``index`` of ``var``.
+
+    Examples
+    --------
+    >>> var = xr.DataArray(np.zeros((4, 6)), dims=("lat", "lon"), name="pr",
+    ...                    coords={"lat": np.arange(4.0), "lon": np.arange(6.0)}).chunk(2)
+    >>> describe_block(var, (1, 2))
+    'lat 2.0 .. 3.0, lon 4.0 .. 5.0'
+    """
     if var.chunks is None or len(index) != var.ndim:
         raise EsmscaleError(f"block {index} does not index the chunks of {var.name!r}.")
     parts = []

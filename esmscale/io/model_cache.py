@@ -31,6 +31,14 @@ class ModelRef:
     Tasks turn it into a model with :func:`cached_model`, which loads each checkpoint once per
     process (worker), not once per task. ``cls`` is the model class (anything with
     ``from_pretrained`` returning an object with a ``sha256`` attribute).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from esmscale.pretrained import load_model
+    >>> ref = model_ref(load_model("synthetic-pr-4x"))
+    >>> pickle.loads(pickle.dumps(ref)) == ref, ref.sha256[:8]
+    (True, 'c4cb5f9f')
     """
 
     path: str
@@ -48,6 +56,14 @@ def model_ref(model: Any) -> ModelRef:
 
     ``model`` needs ``save_pretrained`` and the ``source``/``sha256`` attributes that
     ``from_pretrained`` sets (consistency models and neural forecasters have them).
+
+    Examples
+    --------
+    >>> from esmscale.pretrained import load_model
+    >>> model = load_model("synthetic-pr-4x")
+    >>> ref = model_ref(model)
+    >>> ref.path == model.source, ref.cls.__name__
+    (True, 'ConsistencyModel')
     """
     if model.source is None or model.sha256 is None:
         cache = Path(os.environ.get("ESMSCALE_CACHE", Path(tempfile.gettempdir()) / "esmscale"))
@@ -62,7 +78,15 @@ def model_ref(model: Any) -> ModelRef:
 
 
 def cached_model(ref: ModelRef) -> Any:
-    """The model for ``ref``, loaded at most once per process; the sha256 is checked."""
+    """The model for ``ref``, loaded at most once per process; the sha256 is checked.
+
+    Examples
+    --------
+    >>> from esmscale.pretrained import load_model
+    >>> ref = model_ref(load_model("synthetic-pr-4x"))
+    >>> cached_model(ref) is cached_model(ref)  # one object per process
+    True
+    """
     with _LOCK:
         model = _CACHE.get(ref)
         if model is None:
@@ -83,6 +107,15 @@ def install_model(ref: ModelRef, files: dict[str, bytes], folder: Path) -> None:
     Used on Dask workers (:class:`esmscale.downscaling.engine.ModelPlugin`): the files are
     written to ``folder / sha256`` and loaded like :func:`cached_model` does (sha256 checked);
     later tasks find the model by ``ref``. Nothing happens if ``ref`` is already loaded here.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from esmscale.pretrained import load_model
+    >>> ref = model_ref(load_model("synthetic-pr-4x"))
+    >>> install_model(ref, {}, Path(tempfile.mkdtemp()))  # already loaded here: nothing to do
+    >>> cached_model(ref).sha256 == ref.sha256
+    True
     """
     with _LOCK:
         if ref in _CACHE:

@@ -123,6 +123,14 @@ class Location:
         The store root in ``fs``'s own path form, without a trailing ``/``.
     local : bool
         Whether the store is a local folder.
+
+    Examples
+    --------
+    >>> loc = open_location("memory://example/out.zarr")
+    >>> loc.local, loc.exists()
+    (False, False)
+    >>> open_location("out.zarr").local
+    True
     """
 
     def __init__(
@@ -227,7 +235,7 @@ def open_location(
     store: str | os.PathLike[str] | Location,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Location:
-    """The :class:`Location` of a store given as a local path or an fsspec URL.
+    """The :class:`~esmscale.io.stores.Location` of a local path or an fsspec URL.
 
     Parameters
     ----------
@@ -235,11 +243,12 @@ def open_location(
         A local path (``out.zarr``, ``file:///data/out.zarr``) or a URL of an fsspec filesystem:
         ``s3://bucket/out.zarr`` (needs ``s3fs``: ``pip install 'esmscale[s3]'``),
         ``memory://out.zarr`` (in this process only), ``gs://...`` (``gcsfs``), ``az://...``
-        (``adlfs``). A :class:`Location` is returned as it is.
+        (``adlfs``). A :class:`~esmscale.io.stores.Location` is returned as it is.
     storage_options : mapping, optional
         Options of the URL's filesystem, e.g. ``{"endpoint_url": "http://127.0.0.1:9000"}`` or
         ``{"anon": True}`` for S3. Credentials are best left to the environment
-        (``AWS_ACCESS_KEY_ID``, ...: see :data:`CREDENTIALS`). Not allowed with a local path.
+        (``AWS_ACCESS_KEY_ID``, ...: see :data:`~esmscale.io.stores.CREDENTIALS`). Not allowed
+        with a local path.
 
     Returns
     -------

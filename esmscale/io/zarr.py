@@ -122,6 +122,16 @@ class WriteSummary:
         (the files on disk are smaller when compressed).
     complete : bool
         Whether the store is complete (``esmscale_complete`` is ``True``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import dask.array as da
+    >>> import xarray as xr
+    >>> result = xr.DataArray(da.zeros((4, 6), chunks=(2, 3)), dims=("time", "x"), name="pr")
+    >>> summary = write_zarr(result, f"{tempfile.mkdtemp()}/out.zarr", progress=False)
+    >>> summary.variables, summary.n_chunks_total, summary.n_chunks_written, summary.complete
+    (('pr',), 4, 4, True)
     """
 
     store: Path | str
@@ -159,7 +169,19 @@ def _state(path: Location) -> _State:
 
 
 def is_ours(store: StoreLike, storage_options: Mapping[str, Any] | None = None) -> bool:
-    """Whether ``store`` is a Zarr store written by :func:`write_zarr` (complete or not)."""
+    """Whether ``store`` is a Zarr store written by :func:`write_zarr` (complete or not).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import xarray as xr
+    >>> tmp = tempfile.mkdtemp()
+    >>> _ = write_zarr(xr.DataArray([1.0, 2.0], dims="x", name="v"), f"{tmp}/a.zarr",
+    ...                progress=False)
+    >>> _ = xr.Dataset({"v": ("x", [1.0])}).to_zarr(f"{tmp}/b.zarr", zarr_format=2)
+    >>> is_ours(f"{tmp}/a.zarr"), is_ours(f"{tmp}/b.zarr"), is_ours(f"{tmp}/none.zarr")
+    (True, False, False)
+    """
     return _state(open_location(store, storage_options)) == "ours"
 
 

@@ -10,7 +10,22 @@ __all__ = ["check_time"]
 
 
 def check_time(da: xr.DataArray) -> str:
-    """Name of the time dimension after checking it is decoded, increasing and unique."""
+    """Name of the time dimension after checking it is decoded, increasing and unique.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> da = xr.DataArray(np.zeros((2, 2, 2)), dims=("time", "lat", "lon"), name="pr",
+    ...                   coords={"time": pd.date_range("2000-01-01", periods=2),
+    ...                           "lat": [0.0, 1.0], "lon": [0.0, 1.0]})
+    >>> check_time(da)
+    'time'
+    >>> check_time(da.isel(time=[1, 0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: time coordinate 'time' of 'pr' is not increasing; ...
+    """
     from esmscale.prepare.grids import spatial_dims
 
     tdims = [d for d in da.dims if d not in spatial_dims(da) and d in da.coords]

@@ -62,7 +62,15 @@ def _clip_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clip_negative_lazy(data: dsa.Array) -> tuple[dsa.Array, dsa.Array]:
-    """:func:`clip_negative` chunk by chunk; the counts are an ``(n_chunks, 2)`` Dask array."""
+    """:func:`clip_negative` chunk by chunk; the counts are an ``(n_chunks, 2)`` Dask array.
+
+    Examples
+    --------
+    >>> data = dsa.from_array(np.array([-1.0, 2.0, -3.0, 4.0]), chunks=2)
+    >>> out, counts = clip_negative_lazy(data)
+    >>> out.compute().tolist(), counts.compute().tolist()
+    ([0.0, 2.0, 0.0, 4.0], [[1, 2], [1, 2]])
+    """
     blocks = data.to_delayed()
     parts = np.empty(blocks.shape, dtype=object)
     counts = []
@@ -75,19 +83,45 @@ def clip_negative_lazy(data: dsa.Array) -> tuple[dsa.Array, dsa.Array]:
 
 
 def clipped_fraction(counts: np.ndarray) -> float:
-    """Clipped values over finite values from ``(..., 2)`` count pairs (0 if none finite)."""
+    """Clipped values over finite values from ``(..., 2)`` count pairs (0 if none finite).
+
+    Examples
+    --------
+    >>> clipped_fraction(np.array([[1, 2], [0, 2]]))
+    0.25
+    >>> clipped_fraction(np.array([0, 0]))
+    0.0
+    """
     c = np.asarray(counts, dtype=np.int64).reshape(-1, 2).sum(axis=0)
     return float(c[0] / c[1]) if c[1] else 0.0
 
 
 def attach_counts(result: xr.DataArray, counts: dsa.Array) -> xr.DataArray:
-    """Record the lazy clip ``counts`` of ``result`` (in place; returns ``result``)."""
+    """Record the lazy clip ``counts`` of ``result`` (in place; returns ``result``).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> data, counts = clip_negative_lazy(dsa.from_array(np.array([-1.0, 1.0]), chunks=1))
+    >>> result = attach_counts(xr.DataArray(data, dims="x"), counts)
+    >>> lazy_counts(result) is counts
+    True
+    """
     result.encoding[COUNTS_KEY] = (counts, tuple(result.shape))
     return result
 
 
 def lazy_counts(var: xr.DataArray | xr.Variable) -> dsa.Array | None:
-    """The lazy clip counts of ``var``, if recorded for an array of this shape."""
+    """The lazy clip counts of ``var``, if recorded for an array of this shape.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> data, counts = clip_negative_lazy(dsa.from_array(np.array([-1.0, 1.0]), chunks=1))
+    >>> result = attach_counts(xr.DataArray(data, dims="x"), counts)
+    >>> lazy_counts(result).compute().tolist(), lazy_counts(result[:1]) is None
+    ([[1, 1], [0, 1]], True)
+    """
     entry: Any = var.encoding.get(COUNTS_KEY)
     if entry is None:
         return None
@@ -99,6 +133,14 @@ def compute_clipped(result: xr.DataArray) -> xr.DataArray:
     """Compute ``result`` and its clip counts together; set :data:`CLIP_ATTR`.
 
     A result without recorded counts is simply computed.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> data, counts = clip_negative_lazy(dsa.from_array(np.array([-1.0, 1.0, 2.0, 3.0]), chunks=2))
+    >>> result = attach_counts(xr.DataArray(data, dims="x"), counts)
+    >>> compute_clipped(result).attrs[CLIP_ATTR]
+    0.25
     """
     counts = lazy_counts(result)
     if counts is None:

@@ -63,6 +63,14 @@ class Grid:
         That variable (a scalar with the CF attributes), kept on outputs.
     source
         Which variable and attribute the CRS was read from.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((3, 4)), dims=("lat", "lon"),
+    ...                   coords={"lat": [40.0, 40.5, 41.0], "lon": [0.0, 0.5, 1.0, 1.5]})
+    >>> grid = describe_grid(da)
+    >>> grid.kind, grid.shape, grid.crs.to_epsg()
+    ('latlon', (3, 4), 4326)
     """
 
     kind: str
@@ -403,7 +411,15 @@ def describe_grid(obj: xr.Dataset | xr.DataArray) -> Grid:
 
 
 def is_rectilinear_latlon(obj: xr.Dataset | xr.DataArray) -> bool:
-    """Whether ``obj`` lies on a plain 1-D lat/lon grid (the xarray-regrid path)."""
+    """Whether ``obj`` lies on a plain 1-D lat/lon grid (the xarray-regrid path).
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 2)), dims=("lat", "lon"),
+    ...                   coords={"lat": [40.0, 41.0], "lon": [0.0, 1.0]})
+    >>> is_rectilinear_latlon(da), is_rectilinear_latlon(xr.DataArray([1.0], dims="x"))
+    (True, False)
+    """
     try:
         return describe_grid(obj).kind == "latlon"
     except EsmscaleError:
@@ -411,7 +427,15 @@ def is_rectilinear_latlon(obj: xr.Dataset | xr.DataArray) -> bool:
 
 
 def spatial_dims(da: xr.DataArray) -> tuple[str, str]:
-    """``(y, x)`` dims of ``da`` on any supported grid."""
+    """``(y, x)`` dims of ``da`` on any supported grid.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((1, 2, 2)), dims=("time", "latitude", "longitude"),
+    ...                   coords={"latitude": [40.0, 41.0], "longitude": [0.0, 1.0]})
+    >>> spatial_dims(da)
+    ('latitude', 'longitude')
+    """
     g = describe_grid(da)
     return g.ydim, g.xdim
 
@@ -421,6 +445,17 @@ def tiling_factor(coarse: Grid, fine: Grid) -> int | None:
 
     Both grids must share a CRS; the coarse centres must be the means of the fine blocks and
     the fine grid must be ``k`` times as large along each axis.
+
+    Examples
+    --------
+    >>> def grid(step, n):
+    ...     centres = (np.arange(n) + 0.5) * step
+    ...     return describe_grid(xr.DataArray(np.zeros((n, n)), dims=("lat", "lon"),
+    ...                                       coords={"lat": centres, "lon": centres}))
+    >>> tiling_factor(grid(1.0, 4), grid(0.25, 16))
+    4
+    >>> tiling_factor(grid(1.0, 4), grid(0.3, 16)) is None
+    True
     """
     if not coarse.same_crs(fine):
         return None

@@ -25,6 +25,23 @@ def open_dataset(
     (an intake-esm collection, see :mod:`esmscale.io.catalog`); its relative asset paths are
     resolved against ``catalog_root``, else ``$ESMSCALE_CATALOG_ROOT``, else the catalog's
     folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> time = xr.date_range("2000-01-01", periods=2, calendar="noleap", use_cftime=True)
+    >>> ds = xr.Dataset({"pr": (("time", "lat"), np.ones((2, 3)), {"units": "mm day-1"})},
+    ...                 coords={"time": time})
+    >>> ds.to_netcdf(folder / "pr.nc")
+    >>> back = open_dataset(folder / "pr.nc")
+    >>> back.time.dt.calendar, back["pr"].attrs["units"]
+    ('noleap', 'mm day-1')
+    >>> open_dataset(folder / "missing.nc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: input '.../missing.nc' does not exist; give a NetCDF file, ...
     """
     p = str(path)
     parsed = parse_catalog_uri(p)
@@ -57,7 +74,19 @@ def open_dataset(
 
 
 def select_variable(obj: xr.Dataset | xr.DataArray, variable: str | None = None) -> xr.DataArray:
-    """Pick the data variable to work on; errors list the candidates."""
+    """Pick the data variable to work on; errors list the candidates.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"pr": (("lat", "lon"), np.ones((2, 2))),
+    ...                  "tas": (("lat", "lon"), np.ones((2, 2)))})
+    >>> select_variable(ds, "tas").name
+    'tas'
+    >>> select_variable(ds)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: ...['pr', 'tas']...
+    """
     if isinstance(obj, xr.DataArray):
         if variable is not None and obj.name not in (None, variable):
             raise EsmscaleError(f"DataArray is named {obj.name!r}, not {variable!r}.")
@@ -116,7 +145,17 @@ def _spatial_dims(da: xr.DataArray) -> tuple[str, str]:
 
 
 def grid_spacing(da: xr.DataArray) -> float | None:
-    """Grid spacing in the units of the last spatial coordinate, if regular."""
+    """Grid spacing in the units of the last spatial coordinate, if regular.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"),
+    ...                   coords={"lat": [0.0, 0.5], "lon": [10.0, 10.5, 11.0]})
+    >>> grid_spacing(da)
+    0.5
+    >>> grid_spacing(da.assign_coords(lon=[10.0, 10.5, 12.0])) is None  # irregular
+    True
+    """
     xdim = _spatial_dims(da)[1]
     if xdim not in da.coords or da[xdim].size < 2:
         return None

@@ -60,7 +60,17 @@ _SENTINELS = (-9999.0, -999.0)
 
 
 def validate_mode(check: str) -> CheckMode:
-    """``check`` itself if it is ``"raise"``, ``"warn"`` or ``"off"``; else an error."""
+    """``check`` itself if it is ``"raise"``, ``"warn"`` or ``"off"``; else an error.
+
+    Examples
+    --------
+    >>> validate_mode("warn")
+    'warn'
+    >>> validate_mode("strict")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: check='strict' is not known; use 'raise' (default), ...
+    """
     if check not in CHECK_MODES:
         raise EsmscaleError(
             f"check={check!r} is not known; use 'raise' (default), 'warn' or 'off' "

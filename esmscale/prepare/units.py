@@ -52,12 +52,30 @@ def _lookup(units: str | None, name: str) -> tuple[str, float, float]:
 
 
 def quantity(units: str | None, name: str = "data") -> str:
-    """``"precipitation"`` or ``"temperature"`` for known units, else an error naming ``name``."""
+    """``"precipitation"`` or ``"temperature"`` for known units, else an error naming ``name``.
+
+    Examples
+    --------
+    >>> quantity("kg m-2 s-1"), quantity("degC")
+    ('precipitation', 'temperature')
+    >>> quantity("furlongs", "pr")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: variable 'pr' has units 'furlongs', which are unknown; ...
+    """
     return _lookup(units, name)[0]
 
 
 def to_canonical(values: np.ndarray, units: str | None, name: str = "data") -> np.ndarray:
-    """Convert to mm day-1 (precipitation) or K (temperature)."""
+    """Convert to mm day-1 (precipitation) or K (temperature).
+
+    Examples
+    --------
+    >>> to_canonical(np.array([1.0 / 86400]), "kg m-2 s-1")  # 1 kg m-2 = 1 mm of water
+    array([1.])
+    >>> to_canonical(np.array([0.0]), "degC")
+    array([273.15])
+    """
     _, scale, offset = _lookup(units, name)
     return np.asarray(values) * scale + offset
 

@@ -50,12 +50,28 @@ MODELS.register("synthetic-pr-4x", _HERE / "synthetic-pr-4x")
 
 
 def available_models() -> list[str]:
-    """Names of the shipped checkpoints that are installed."""
+    """Names of the shipped checkpoints that are installed.
+
+    Examples
+    --------
+    >>> available_models()
+    ['synthetic-pr-4x']
+    """
     return [k for k, v in MODELS.items() if (v / "model.safetensors").exists()]
 
 
 def model_path(name: str) -> Path:
-    """Directory of a shipped checkpoint; the error lists the valid names."""
+    """Directory of a shipped checkpoint; the error lists the valid names.
+
+    Examples
+    --------
+    >>> sorted(p.name for p in model_path("synthetic-pr-4x").iterdir())
+    ['config.json', 'model.safetensors']
+    >>> model_path("nope")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: no shipped model named 'nope'; known shipped models: ...
+    """
     if name not in available_models():
         raise EsmscaleError(
             f"no shipped model named {name!r}; known shipped models: {available_models()}. Pass "

@@ -84,6 +84,14 @@ class ModelEntry:
         Hex sha256 and size in bytes of ``model.safetensors``.
     source
         ``"shipped"`` or the user folder that holds the model.
+
+    Examples
+    --------
+    >>> entry = resolve_model("synthetic-pr-4x")
+    >>> entry.source, entry.grid_spacing, entry.size > 0
+    ('shipped', 0.25, True)
+    >>> sorted(entry.to_dict())[:4]
+    ['factor', 'grid_spacing', 'name', 'path']
     """
 
     name: str
@@ -219,7 +227,13 @@ def register_model_folder(folder: str | os.PathLike[str]) -> list[str]:
 
 
 def registered_folders() -> list[Path]:
-    """User model folders: those registered in this process, then ``$ESMSCALE_MODELS``'s."""
+    """User model folders: those registered in this process, then ``$ESMSCALE_MODELS``'s.
+
+    Examples
+    --------
+    >>> all(p.is_absolute() for p in registered_folders())
+    True
+    """
     env = [Path(p).resolve() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
     return list(dict.fromkeys([*_FOLDERS, *env]))
 
@@ -228,6 +242,11 @@ def model_catalog() -> list[ModelEntry]:
     """Every available model: the shipped ones, then those of the user folders.
 
     A name found twice is an error naming both folders.
+
+    Examples
+    --------
+    >>> [(e.name, e.variable, e.factor) for e in model_catalog() if e.source == "shipped"]
+    [('synthetic-pr-4x', 'pr', 4)]
     """
     entries = _shipped()
     for folder in registered_folders():
@@ -273,7 +292,16 @@ def parse_model_spec(text: str) -> tuple[str, str | None]:
 
 
 def verify_sha256(name: str, expected: str, actual: str, where: str) -> None:
-    """Refuse weights whose sha256 is not the one expected, naming both hashes."""
+    """Refuse weights whose sha256 is not the one expected, naming both hashes.
+
+    Examples
+    --------
+    >>> verify_sha256("m", "ab" * 32, "ab" * 32, "m/model.safetensors")  # the same: no error
+    >>> verify_sha256("m", "ab" * 32, "cd" * 32, "m/model.safetensors")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: model 'm': checksum mismatch: expected sha256 abab..., but ...
+    """
     if actual != expected:
         raise EsmscaleError(
             f"model {name!r}: checksum mismatch: expected sha256 {expected}, but the weights in "
@@ -287,6 +315,15 @@ def resolve_model(spec: str) -> ModelEntry:
 
     An unknown name is an error listing the available ones; a pinned hash that is not the
     catalog's is an error naming both hashes.
+
+    Examples
+    --------
+    >>> resolve_model("synthetic-pr-4x").t_star
+    0.25
+    >>> resolve_model("no-such-model")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: no model named 'no-such-model'; available models: [...
     """
     name, pin = parse_model_spec(spec)
     entries = {e.name: e for e in model_catalog()}
@@ -302,7 +339,14 @@ def resolve_model(spec: str) -> ModelEntry:
 
 
 def format_table(entries: list[ModelEntry]) -> str:
-    """The catalog as a plain-text table (what ``esmscale models`` prints)."""
+    """The catalog as a plain-text table (what ``esmscale models`` prints).
+
+    Examples
+    --------
+    >>> print(format_table([resolve_model("synthetic-pr-4x")]).splitlines()[0])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    name variable units grid factor t* size sha256 training data
+    """
     header = (
         "name",
         "variable",

@@ -65,6 +65,12 @@ class Coastlines:
 
     ``download=True`` means no offline data: Cartopy's Natural Earth coastlines, which Cartopy
     downloads when first drawn (only when the user allowed it).
+
+    Examples
+    --------
+    >>> coast = Coastlines(Path("/usr/share/cartopy/data"), "c")
+    >>> coast.shapefile.name, coast.download
+    ('GSHHS_c_L1.shp', False)
     """
 
     data_dir: Path
@@ -233,6 +239,18 @@ class MapPanel:
 
     ``kind``: ``"field"`` panels share one colour scale; ``"spread"`` (e.g. ensemble SD) starts
     at 0; ``"diff"`` (e.g. a bias) is symmetric around 0.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> da = xr.DataArray(np.random.default_rng(0).gamma(1.0, 2.0, (8, 8)), dims=("lat", "lon"),
+    ...                   coords={"lat": np.arange(8.0), "lon": np.arange(8.0)})
+    >>> panels = [MapPanel("field", da), MapPanel("bias", da - da.mean(), kind="diff")]
+    >>> png = Path(tempfile.mkdtemp()) / "maps.png"
+    >>> _ = plot_maps(png, panels, title="example", units="mm day-1")
+    >>> png.is_file()
+    True
     """
 
     title: str

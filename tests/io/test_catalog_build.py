@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 
 from esmscale.cli import main
 from esmscale.io.catalog import load_catalog
+from esmscale.io.catalog_build import build_catalog
+from tests.conftest import sample_data
 
 
 def _write(path: Path, name: str = "pr", attrs: dict | None = None) -> None:
@@ -41,3 +44,67 @@ def test_attributes_names_and_bad_files(tmp_path, capsys):
         "CORDEX", "EUR-11", "MPI-ESM-LR", "CLMcom-CCLM"]  # fmt: skip
     assert rows.loc["tas", "time_range"] == "20000101-20000104"
     assert len(cat.to_dataset_dict(progressbar=False)) == 2
+
+
+def test_zarr_and_netcdf_assets_open_through_the_catalog(tmp_path):
+    """A Zarr store is catalogued and opened by open_catalog_dataset, as a NetCDF file is."""
+    from esmscale.io.catalog import open_catalog_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    cmip6 = {"mip_era": "CMIP6", "activity_id": "ScenarioMIP", "experiment_id": "ssp245",
+             "variant_label": "r1i1p1f1", "table_id": "day", "grid_label": "gn"}  # fmt: skip
+    _write(data / "nc.nc", attrs={**cmip6, "source_id": "NC-ESM"})
+    time = pd.date_range("2001-01-01", periods=5)
+    values = np.arange(5 * 2 * 3, dtype="float64").reshape(5, 2, 3)
+    zds = xr.Dataset({"tas": (("time", "lat", "lon"), values)}, coords={"time": time})
+    zds.attrs.update({**cmip6, "source_id": "ZARR-ESM"})
+    zds.to_zarr(data / "store.zarr", consolidated=True, zarr_format=2)
+    build = build_catalog(data, tmp_path / "cat" / "cat.json")
+    assert build.skipped == []
+    assert sorted(build.table["format"]) == ["netcdf", "zarr"]
+    cat = load_catalog(build.json_path, root=data)
+    ds = open_catalog_dataset(cat, source_id="ZARR-ESM")
+    np.testing.assert_array_equal(ds["tas"].values, values)
+    assert str(ds.time.values[0])[:10] == "2001-01-01"
+    nc = open_catalog_dataset(cat, source_id="NC-ESM")
+    assert nc["pr"].shape == (4, 2, 3)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_whole_shared_data_folder(tmp_path, capsys):
+    """`esmscale catalog build` over all of ../shared/data: every entry loads, nothing dropped.
+
+    CMIP5, CMIP6, reanalysis, observations and a CORDEX RCM are mixed there; intake-esm opens
+    the catalog and ``to_dataset_dict()`` loads every dataset it lists, and every NetCDF/Zarr
+    file is either in the catalog or reported with a reason.
+    """
+    root = sample_data("climate4r_iberia").parent
+    out = tmp_path / "shared.json"
+    assert main(["catalog", "build", str(root), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    build_table = pd.read_csv(out.with_suffix(".csv"))
+    candidates = {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.suffix in (".nc", ".nc4", ".netcdf", ".zarr")
+        and ".zarr/" not in str(p.relative_to(root))
+    }
+    listed = set(build_table["path"])
+    reported = {line.split(": ", 1)[0].strip().lstrip("- ") for line in printed.splitlines()}
+    dropped = candidates - listed - reported
+    assert not dropped, f"files neither catalogued nor reported: {sorted(dropped)}"
+    # CMIP5 and CMIP6 files are classified; the climate4r extracts (reanalysis, E-OBS, the
+    # CORDEX RCM) carry neither CMIP attributes nor CMIP/CORDEX file names: reported, with why
+    projects = set(build_table["project"].astype(str))
+    assert {"CMIP5", "CMIP6"} <= projects, projects
+    assert "climate4r_iberia/CORDEX_Iberia_pr.nc: not classified" in printed
+    cat = load_catalog(out, root=root)
+    keys = list(cat.keys())
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    dsets = cat.to_dataset_dict(xarray_open_kwargs={"decode_times": coder}, progressbar=False)
+    assert sorted(dsets) == sorted(keys)
+    for key, ds in dsets.items():
+        assert ds.data_vars, key
+    print(f"{len(build_table)} entries, {len(keys)} datasets, {len(candidates - listed)} reported")
