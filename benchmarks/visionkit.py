@@ -214,6 +214,12 @@ def main() -> None:
     parser.add_argument("--save-backbone", help="also save the pre-trained backbone here")
     parser.add_argument("--probe-seeds", type=int, default=5, help="seeds per probe (default 5)")
     parser.add_argument(
+        "--probe-cache",
+        default=str(_HERE.parent / "runs" / "visionkit" / "probe-backbones"),
+        help="directory where the probes' pre-trained backbones are saved and reused "
+        "('' to always pre-train)",
+    )
+    parser.add_argument(
         "--only",
         choices=("all", "main", "probes", "tta", "mope", "uit"),
         default="all",
@@ -224,7 +230,7 @@ def main() -> None:
     torch.set_num_threads(1)
     probe_seeds = list(range(args.probe_seeds))
     if args.only in ("probes", "tta", "mope", "uit"):
-        run_probes_only(args.quick, probe_seeds, args.only)
+        run_probes_only(args.quick, probe_seeds, args.only, args.probe_cache or None)
         return
     cfg = SETTINGS["quick" if args.quick else "full"]
     seeds = list(range(args.seeds))
@@ -261,7 +267,7 @@ def main() -> None:
     results["tta_worst_group_acc"] = results.pop("tta_worst_group_acc")
     results["timings"] = timings
     if args.only == "all":
-        results.update(run_probes(args.quick, probe_seeds))
+        results.update(run_probes(args.quick, probe_seeds, cache_dir=args.probe_cache or None))
         results["verdicts"] = verdicts(results)
     else:
         previous = _previous(args.quick)
@@ -276,7 +282,7 @@ def _previous(quick: bool) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run_probes_only(quick: bool, seeds: list[int], only: str) -> None:
+def run_probes_only(quick: bool, seeds: list[int], only: str, cache: str | None) -> None:
     """Run the probes (or one) and merge their keys into the existing results file."""
     parts = ("tta", "mope", "uit") if only == "probes" else (only,)
     results = _previous(quick)
@@ -288,7 +294,7 @@ def run_probes_only(quick: bool, seeds: list[int], only: str) -> None:
     for key in ("benchmark", "quick", "machine", "versions"):
         results.pop(key, None)
     results.pop("date", None)
-    new = run_probes(quick, seeds, parts)
+    new = run_probes(quick, seeds, parts, cache)
     timings = {**results.get("probe_timings", {}), **new.pop("probe_timings")}
     results.update(new)
     results["probe_timings"] = timings
