@@ -391,11 +391,31 @@ def visionkit_probes_section(vk: dict[str, Any], figure: str | None) -> list[str
                 f"{_v(vk, f'tta/shortcut={s}/invariant_tta_vs_zero_shot')} | "
                 f"{_v(vk, f'tta/shortcut={s}/invariant_tta_vs_tpt')} |"
             )
-        lines += ["", "Mean accuracy on the shifted split:", ""]
-        lines += ["| shortcut | zero-shot | TPT | invariant TTA |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            (
+                "Mean accuracy on the shifted split, and two diagnostics with invariant TTA's "
+                "own views: zero-shot accuracy on the tightest foreground crop (does the frozen "
+                "image encoder see the shape once the background is mostly cropped away?) and "
+                "how often the background-only view is classified as its background's home "
+                "shape (chance 0.25):"
+            ),
+            "",
+            (
+                "| shortcut | zero-shot | TPT | invariant TTA | foreground-crop zero-shot acc. | "
+                "background view -> home shape |"
+            ),
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for s, e in sw.items():
+            diag = [
+                _m(e[k]) if k in e else "-"
+                for k in ("zero_shot_foreground_crop_acc", "background_view_home_rate")
+            ]
             lines.append(
-                f"| {s} | " + " | ".join(_m(e[f"{m}_acc"]) for m, _ in _TTA_METHODS) + " |"
+                f"| {s} | "
+                + " | ".join([*(_m(e[f"{m}_acc"]) for m, _ in _TTA_METHODS), *diag])
+                + " |"
             )
         lines.append("")
     if "mope_sweep" in vk:

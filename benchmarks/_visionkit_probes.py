@@ -38,6 +38,7 @@ from visionkit.datasets.shapes import BACKGROUNDS, COLOURS
 from visionkit.methods import TEST_TIME, TRAINED
 from visionkit.methods.base import config_from_dict
 from visionkit.methods.context import ContextClassifier
+from visionkit.methods.invariant_tta import InvariantTTAConfig, auxiliary_views
 from visionkit.methods.late_fusion import matched_hidden
 from visionkit.methods.mope import MoPEConfig, mope_parameter_count
 from visionkit.methods.prompt_tuning import matched_prompt_length
@@ -234,6 +235,38 @@ def persons_backbone(cfg: dict[str, Any], cache: Path | None) -> ClipBackbone:
     return _cached(None if cache is None else cache / "persons", build)
 
 
+@torch.no_grad()
+def tta_diagnostics(cfg: dict[str, Any], seeds: list[int], cache: Path | None) -> dict[str, Any]:
+    """Why test-time context tuning can or cannot help, per shortcut strength.
+
+    On the same balanced shifted split as :func:`tta_sweep`, with invariant TTA's own views
+    (:func:`~visionkit.methods.invariant_tta.auxiliary_views`): zero-shot accuracy on the
+    tightest foreground crop (can the frozen image encoder see the shape at all?) and how often
+    zero-shot names the background's home shape on the background-only view.
+    """
+    out: dict[str, Any] = {}
+    views_cfg = InvariantTTAConfig(num_foreground_views=1)
+    for strength in cfg["strengths"]:
+        bb = shapes_backbone(strength, cfg, cache)
+        clf = ContextClassifier(bb, SHAPES)
+        crop_acc, home = [], []
+        for seed in seeds:
+            data = balanced_shifted(cfg["tta_per_group"], seed + PROBE_EVAL_OFFSET)
+            views = [
+                auxiliary_views(img, m, views_cfg, torch.Generator().manual_seed(seed))
+                for img, m in zip(data.images, data.masks, strict=True)
+            ]
+            fg = torch.stack([v[0][0] for v in views])
+            bg = torch.stack([v[1][0] for v in views])
+            crop_acc.append(accuracy(clf(fg), data.labels))
+            home.append(float((clf(bg).argmax(-1) == data.backgrounds).float().mean()))
+        out[f"{strength:g}"] = {
+            "zero_shot_foreground_crop_acc": summary(crop_acc),
+            "background_view_home_rate": summary(home),
+        }
+    return out
+
+
 def tta_sweep(cfg: dict[str, Any], seeds: list[int], cache: Path | None) -> dict[str, Any]:
     """Worst-group and mean accuracy of zero-shot, TPT and invariant TTA per shortcut strength."""
     out: dict[str, Any] = {}
@@ -278,6 +311,8 @@ def tta_sweep(cfg: dict[str, Any], seeds: list[int], cache: Path | None) -> dict
             entry[f"{method}_worst_group_acc"] = summary(r["worst"])
             entry[f"{method}_acc"] = summary(r["acc"])
         out[f"{strength:g}"] = entry
+    for key, extra in tta_diagnostics(cfg, seeds, cache).items():
+        out[key].update(extra)
     return out
 
 
@@ -604,6 +639,10 @@ def run_probes(
         ),
         ("uit", "uit_probe", lambda: uit_probe(persons_backbone(cfg, cache), cfg, seeds)),
     ]
+    if "tta_diag" in only:
+        start = time.perf_counter()
+        results["tta_diagnostics"] = tta_diagnostics(cfg, seeds, cache)
+        timings["probe_tta_diag_s"] = time.perf_counter() - start
     for name, key, fn in steps:
         if name not in only:
             continue

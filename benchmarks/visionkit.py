@@ -221,7 +221,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("all", "main", "probes", "tta", "mope", "uit"),
+        choices=("all", "main", "probes", "tta", "tta_diag", "mope", "uit"),
         default="all",
         help="run only the main experiments, only the probes, or one probe; the keys of the parts "
         "not run are kept from the existing results file",
@@ -229,7 +229,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     probe_seeds = list(range(args.probe_seeds))
-    if args.only in ("probes", "tta", "mope", "uit"):
+    if args.only in ("probes", "tta", "tta_diag", "mope", "uit"):
         run_probes_only(args.quick, probe_seeds, args.only, args.probe_cache or None)
         return
     cfg = SETTINGS["quick" if args.quick else "full"]
@@ -296,6 +296,9 @@ def run_probes_only(quick: bool, seeds: list[int], only: str, cache: str | None)
     results.pop("date", None)
     new = run_probes(quick, seeds, parts, cache)
     timings = {**results.get("probe_timings", {}), **new.pop("probe_timings")}
+    for strength, extra in new.pop("tta_diagnostics", {}).items():
+        if strength in results.get("tta_sweep", {}):
+            results["tta_sweep"][strength].update(extra)
     results.update(new)
     results["probe_timings"] = timings
     results["verdicts"] = verdicts(results)
