@@ -438,14 +438,20 @@ def visionkit_probes_section(vk: dict[str, Any], figure: str | None) -> list[str
                 f"{ps['mope_steps']} steps of batch {ps['mope_batch']} on the first n pairs; "
                 f"{ps['mope_test']} test pairs per seed. Solvable fraction after dropout: "
                 + ", ".join(f"{k}: {v:.3f}" for k, v in sw["solvable_fraction"].items())
-                + "."
+                + ". The linear late-fusion head "
+                + (
+                    f"({p['late_fusion_linear']:,} parameters) "
+                    if "late_fusion_linear" in p
+                    else ""
+                )
+                + "is a diagnostic, not a matched baseline."
             ),
             "",
             (
-                "| pairs | dropout | MoPE | prompt tuning | late fusion | MoPE vs prompt tuning | "
-                "MoPE vs late fusion |"
+                "| pairs | dropout | MoPE | prompt tuning | late fusion | late fusion, linear | "
+                "MoPE vs prompt tuning | MoPE vs late fusion |"
             ),
-            "|---:|---:|---:|---:|---:|---|---|",
+            "|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for setting, e in sw.items():
             if not setting.startswith("n="):
@@ -454,6 +460,8 @@ def visionkit_probes_section(vk: dict[str, Any], figure: str | None) -> list[str
             lines.append(
                 f"| {n} | {noise} | "
                 + " | ".join(_m(e[f"{m}_acc"]) for m, _ in _MOPE_METHODS)
+                + " | "
+                + (_m(e["late_fusion_linear_acc"]) if "late_fusion_linear_acc" in e else "-")
                 + f" | {_v(vk, f'mope/{setting}/mope_vs_prompt_tuning')} | "
                 f"{_v(vk, f'mope/{setting}/mope_vs_late_fusion')} |"
             )

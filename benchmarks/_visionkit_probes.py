@@ -365,18 +365,29 @@ def drop_modality(task: dict[str, Any], level: float, seed: int) -> dict[str, An
     }
 
 
-def mope_sweep(backbone: ClipBackbone, cfg: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
-    """Accuracy of MoPE, prompt tuning and late fusion per training size and test dropout."""
+def mope_sweep(
+    backbone: ClipBackbone,
+    cfg: dict[str, Any],
+    seeds: list[int],
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Accuracy of MoPE, prompt tuning and late fusion per training size and test dropout.
+
+    ``late_fusion_linear`` (a linear head on the frozen features, about 260 parameters) is a
+    diagnostic: it separates what the MLP head's non-linearity adds from what fusion needs.
+    ``names`` restricts the run to some of the methods.
+    """
     classes = len(SHAPES)
     dv, dt, n_layers = backbone.vision_width, backbone.text_width, backbone.num_vision_layers
     budget = mope_parameter_count(MoPEConfig(num_classes=classes), dv, dt, n_layers)
-    methods = {
-        "mope": {},
-        "prompt_tuning": {
-            "prompt_length": matched_prompt_length(budget, classes, dv, dt, n_layers)
-        },
-        "late_fusion": {"hidden": matched_hidden(budget, classes, dv, dt)},
+    length = matched_prompt_length(budget, classes, dv, dt, n_layers)
+    every: dict[str, tuple[str, dict[str, Any]]] = {
+        "mope": ("mope", {}),
+        "prompt_tuning": ("prompt_tuning", {"prompt_length": length}),
+        "late_fusion": ("late_fusion", {"hidden": matched_hidden(budget, classes, dv, dt)}),
+        "late_fusion_linear": ("late_fusion", {}),
     }
+    methods = {k: v for k, v in every.items() if names is None or k in names}
     acc: dict[tuple[int, float, str], list[float]] = {}
     params: dict[str, int] = {}
     solvable: dict[float, list[float]] = {}
@@ -394,8 +405,8 @@ def mope_sweep(backbone: ClipBackbone, cfg: dict[str, Any], seeds: list[int]) ->
         test_ids = {level: backbone.tokenize(t["captions"]) for level, t in tests.items()}
         ids_all = backbone.tokenize(pool["captions"])
         for size in cfg["mope_sizes"]:
-            for name, overrides in methods.items():
-                model_cls, config_cls = TRAINED[name]
+            for name, (method, overrides) in methods.items():
+                model_cls, config_cls = TRAINED[method]
                 config = config_from_dict(config_cls, {"num_classes": classes, **overrides})
                 model = model_cls(backbone, config, seed=seed)
                 images, labels, ids = pool["images"][:size], pool["labels"][:size], ids_all[:size]
@@ -639,6 +650,11 @@ def run_probes(
         ),
         ("uit", "uit_probe", lambda: uit_probe(persons_backbone(cfg, cache), cfg, seeds)),
     ]
+    if "mope_diag" in only:
+        start = time.perf_counter()
+        bb = shapes_backbone(cfg["mope_strength"], cfg, cache)
+        results["mope_diagnostics"] = mope_sweep(bb, cfg, seeds, ("late_fusion_linear",))
+        timings["probe_mope_diag_s"] = time.perf_counter() - start
     if "tta_diag" in only:
         start = time.perf_counter()
         results["tta_diagnostics"] = tta_diagnostics(cfg, seeds, cache)

@@ -221,7 +221,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("all", "main", "probes", "tta", "tta_diag", "mope", "uit"),
+        choices=("all", "main", "probes", "tta", "tta_diag", "mope", "mope_diag", "uit"),
         default="all",
         help="run only the main experiments, only the probes, or one probe; the keys of the parts "
         "not run are kept from the existing results file",
@@ -229,7 +229,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     probe_seeds = list(range(args.probe_seeds))
-    if args.only in ("probes", "tta", "tta_diag", "mope", "uit"):
+    if args.only in ("probes", "tta", "tta_diag", "mope", "mope_diag", "uit"):
         run_probes_only(args.quick, probe_seeds, args.only, args.probe_cache or None)
         return
     cfg = SETTINGS["quick" if args.quick else "full"]
@@ -299,6 +299,10 @@ def run_probes_only(quick: bool, seeds: list[int], only: str, cache: str | None)
     for strength, extra in new.pop("tta_diagnostics", {}).items():
         if strength in results.get("tta_sweep", {}):
             results["tta_sweep"][strength].update(extra)
+    extra_mope = new.pop("mope_diagnostics", {})
+    for setting, extra in extra_mope.items():
+        if setting in results.get("mope_sweep", {}):
+            results["mope_sweep"][setting].update(extra)
     results.update(new)
     results["probe_timings"] = timings
     results["verdicts"] = verdicts(results)
