@@ -164,7 +164,7 @@ def verdict(method: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
 def balanced_shifted(per_group: int, seed: int) -> Any:
     """Shifted shapes with exactly ``per_group`` images per (shape, background) group."""
     n_groups = len(SHAPES) * len(BACKGROUNDS)
-    data = make_shapes(max(64, 4 * per_group * n_groups), shifted=True, seed=seed)
+    data = make_shapes(max(256, 4 * per_group * n_groups), shifted=True, seed=seed)
     picks = []
     for g in range(n_groups):
         idx = (data.groups == g).nonzero().flatten()[:per_group]
