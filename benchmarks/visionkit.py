@@ -23,8 +23,8 @@ the backbone is pre-trained once (seed 0).
 
 Usage::
 
-    python benchmarks/visionkit.py --quick          # same paths, small sizes (< 5 min)
-    python benchmarks/visionkit.py                  # full run (about 40 min on 2 CPU cores)
+    python benchmarks/visionkit.py --quick          # same paths, small sizes (about 4 + 5 min)
+    python benchmarks/visionkit.py                  # full run (24 min + probes 29 min, loaded)
     python benchmarks/visionkit.py --backbone runs/visionkit/tiny-clip
     python benchmarks/visionkit.py --only probes    # probes only, merged into the existing JSON
     python benchmarks/visionkit.py --only tta       # one probe (tta, mope or uit), merged
