@@ -272,7 +272,8 @@ def main() -> None:
     else:
         previous = _previous(args.quick)
         probe_keys = ("probe_settings", "seeds", "tta_sweep", "mope_sweep", "uit_probe")
-        results.update({k: previous[k] for k in (*probe_keys, "uit_noisy") if k in previous})
+        kept = (*probe_keys, "uit_noisy", "probe_timings")
+        results.update({k: previous[k] for k in kept if k in previous})
         results["verdicts"] = verdicts(results)
     write_results("visionkit", results, args.quick)
 
