@@ -23,7 +23,7 @@ the backbone is pre-trained once (seed 0).
 
 Usage::
 
-    python benchmarks/visionkit.py --quick          # same paths, small sizes (about 4 + 5 min)
+    python benchmarks/visionkit.py --quick          # same paths, small sizes (4 + 5 min, idle)
     python benchmarks/visionkit.py                  # full run (24 min + probes 29 min, loaded)
     python benchmarks/visionkit.py --backbone runs/visionkit/tiny-clip
     python benchmarks/visionkit.py --only probes    # probes only, merged into the existing JSON
