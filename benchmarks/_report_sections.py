@@ -233,3 +233,279 @@ def visionkit_section(vk: dict[str, Any], env: str) -> list[str]:
         "",
     ]
     return lines
+
+
+_UIT_ROWS = (
+    ("pretrained", "pre-trained, no fine-tuning"),
+    ("baseline", "contrastive fine-tuning (baseline)"),
+    ("sdm", "SDM"),
+    ("sdm_id", "SDM + ID"),
+    ("sdm_id_triplet", "SDM + ID + triplet"),
+    ("sdm_id_triplet_restoration", "SDM + ID + triplet + restoration"),
+    ("uit", "+ caption augmentation (full UIT)"),
+)
+_TTA_METHODS = (("zero_shot", "zero-shot"), ("tpt", "TPT"), ("invariant_tta", "invariant TTA"))
+_MOPE_METHODS = (
+    ("mope", "MoPE"),
+    ("prompt_tuning", "prompt tuning"),
+    ("late_fusion", "late fusion"),
+)
+
+
+def _m(s: dict[str, Any]) -> str:
+    return f"{s['mean']:.3f} +- {s['std']:.3f}"
+
+
+def _v(vk: dict[str, Any], key: str) -> str:
+    v = vk.get("verdicts", {}).get(key)
+    if v is None:
+        return "-"
+    d = v["paired_diff"]
+    return (
+        f"{v['verdict']} ({d['mean']:+.3f} +- {d['std']:.3f}, higher in {d['wins']}/"
+        f"{len(d['values'])} seeds)"
+    )
+
+
+def probes_figure(vk: dict[str, Any], path: Any) -> None:
+    """Plot the shortcut sweep, the MoPE size sweep and the UIT splits into ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("tta_sweep", "mope_sweep", "uit_probe") if k in vk]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), layout="constrained")
+    axes = [axes] if len(panels) == 1 else list(axes)
+    for ax, key in zip(axes, panels, strict=True):
+        if key == "tta_sweep":
+            sweep = vk[key]
+            x = [float(s) for s in sweep]
+            for method, label in _TTA_METHODS:
+                rows = [sweep[s][f"{method}_worst_group_acc"] for s in sweep]
+                ax.errorbar(
+                    x,
+                    [r["mean"] for r in rows],
+                    [r["std"] for r in rows],
+                    capsize=3,
+                    marker="o",
+                    label=label,
+                )
+            ax.set_xlabel("shortcut strength in pre-training (0.25 = none)")
+            ax.set_ylabel("worst-group accuracy, shifted split")
+            ax.set_title("(a) invariant TTA vs shortcut strength")
+        elif key == "mope_sweep":
+            sweep = vk[key]
+            noises = sorted({k.split(",noise=")[1] for k in sweep if k.startswith("n=")}, key=float)
+            sizes = sorted({int(k.split(",")[0][2:]) for k in sweep if k.startswith("n=")})
+            for noise, style in zip((noises[0], noises[-1]), ("-", "--"), strict=False):
+                for j, (method, label) in enumerate(_MOPE_METHODS):
+                    rows = [sweep[f"n={n},noise={noise}"][f"{method}_acc"] for n in sizes]
+                    ax.errorbar(
+                        sizes,
+                        [r["mean"] for r in rows],
+                        [r["std"] for r in rows],
+                        capsize=3,
+                        marker="o",
+                        ls=style,
+                        color=f"C{j}",
+                        label=f"{label}, dropout {noise}",
+                    )
+            ax.set_xscale("log")
+            ax.set_xlabel("training pairs")
+            ax.set_ylabel("accuracy")
+            ax.set_title("(b) complementary modalities")
+        else:
+            probe = vk[key]
+            splits = list(probe)
+            names = [n for n, _ in _UIT_ROWS if n in probe[splits[0]]]
+            width = 0.8 / len(splits)
+            for j, split in enumerate(splits):
+                rows = [probe[split][n]["rank1"] for n in names]
+                ax.bar(
+                    [i + j * width for i in range(len(names))],
+                    [r["mean"] for r in rows],
+                    width,
+                    yerr=[r["std"] for r in rows],
+                    capsize=2,
+                    label=split,
+                )
+            ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))])
+            ax.set_xticklabels(
+                ["pre", "base", "+SDM", "+ID", "+trip", "+rest", "+aug"][: len(names)]
+            )
+            ax.set_ylabel("Rank-1")
+            ax.set_title("(c) UIT losses, small noisy fine-tuning set")
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def visionkit_probes_section(vk: dict[str, Any], figure: str | None) -> list[str]:
+    """Issue 17's probes: settings where each method should matter, with verdicts per seed."""
+    if not any(k in vk for k in ("tta_sweep", "mope_sweep", "uit_probe")):
+        return []
+    ps = vk["probe_settings"]
+    seeds = vk["seeds"]
+    quick = " (quick run)" if vk.get("quick") else ""
+    lines = [
+        f"### Probes: settings where each method should matter{quick}",
+        "",
+        (
+            f"Every figure is mean +- std over {len(seeds)} seeds ({seeds}); a verdict is "
+            '"beats" when the method\'s mean - std exceeds the baseline\'s mean + std, "loses" '
+            'in the mirror case, else "ties"; the bracket gives the paired per-seed difference '
+            "(mean +- std) and in how many seeds the method scored higher. Code: "
+            "`benchmarks/_visionkit_probes.py`."
+        ),
+        "",
+    ]
+    if figure:
+        lines += [f"![visionkit probes]({figure})", ""]
+    if "tta_sweep" in vk:
+        sw = vk["tta_sweep"]
+        lines += [
+            (
+                f"**(a) Invariant TTA vs shortcut strength.** One tiny CLIP per strength, "
+                f"pre-trained ({ps['pretrain_steps']} steps, batch {ps['pretrain_batch']}, "
+                f"{ps['num_shapes']} shapes, seed 0) where the background is the shape's home "
+                "background with that probability (0.25: independent, the control); tested on "
+                f"a balanced shifted split ({ps['tta_per_group']} images per shape x background "
+                f"group per seed; TPT with {ps['tpt_views']} views). The size of the problem "
+                "before adaptation is the drop of zero-shot accuracy from a split drawn like "
+                "the pre-training data to the shifted split."
+            ),
+            "",
+            (
+                "| shortcut | zero-shot acc.: training-like split | shifted split | "
+                "worst group: zero-shot | TPT | invariant TTA | TTA vs zero-shot | TTA vs TPT |"
+            ),
+            "|---|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for s, e in sw.items():
+            lines.append(
+                f"| {s} | {_m(e['zero_shot_in_distribution_acc'])} | {_m(e['zero_shot_acc'])} | "
+                f"{_m(e['zero_shot_worst_group_acc'])} | {_m(e['tpt_worst_group_acc'])} | "
+                f"{_m(e['invariant_tta_worst_group_acc'])} | "
+                f"{_v(vk, f'tta/shortcut={s}/invariant_tta_vs_zero_shot')} | "
+                f"{_v(vk, f'tta/shortcut={s}/invariant_tta_vs_tpt')} |"
+            )
+        lines += [
+            "",
+            (
+                "Mean accuracy on the shifted split, and two diagnostics with invariant TTA's "
+                "own views: zero-shot accuracy on the tightest foreground crop (does the frozen "
+                "image encoder see the shape once the background is mostly cropped away?) and "
+                "how often the background-only view (shape box filled; erased: only the "
+                "shape's pixels filled) is classified as its background's home shape (chance "
+                "0.25; with balanced groups a classifier that ignores the image gives a "
+                "multiple of 0.25):"
+            ),
+            "",
+            (
+                "| shortcut | zero-shot | TPT | invariant TTA | foreground-crop zero-shot acc. | "
+                "background view -> home shape | erased -> home shape |"
+            ),
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s, e in sw.items():
+            diag = [
+                _m(e[k]) if k in e else "-"
+                for k in (
+                    "zero_shot_foreground_crop_acc",
+                    "background_view_home_rate",
+                    "background_shortcut_rate",
+                )
+            ]
+            lines.append(
+                f"| {s} | "
+                + " | ".join([*(_m(e[f"{m}_acc"]) for m, _ in _TTA_METHODS), *diag])
+                + " |"
+            )
+        lines.append("")
+    if "mope_sweep" in vk:
+        sw = vk["mope_sweep"]
+        p = sw["trainable_params"]
+        lines += [
+            (
+                "**(b) MoPE on complementary, instance-dependent modalities.** Label: the "
+                "shape (4 classes). A third of the pairs show the shape with a caption naming "
+                "only its colour (the image decides), a third hide the shape and name it in the "
+                "caption (the text decides), a third carry both. At test time a fraction "
+                "(dropout) of pairs lose one modality (image -> noise or caption -> empty, half "
+                f"each). Trainable parameters: MoPE {p['mope']:,}, prompt tuning "
+                f"{p['prompt_tuning']:,}, late fusion (MLP) {p['late_fusion']:,}; "
+                f"{ps['mope_steps']} steps of batch {ps['mope_batch']} on the first n pairs; "
+                f"{ps['mope_test']} test pairs per seed. Solvable fraction after dropout: "
+                + ", ".join(f"{k}: {v:.3f}" for k, v in sw["solvable_fraction"].items())
+                + ". The linear late-fusion head "
+                + (
+                    f"({p['late_fusion_linear']:,} parameters) "
+                    if "late_fusion_linear" in p
+                    else ""
+                )
+                + "is a diagnostic, not a matched baseline."
+            ),
+            "",
+            (
+                "| pairs | dropout | MoPE | prompt tuning | late fusion | late fusion, linear | "
+                "MoPE vs prompt tuning | MoPE vs late fusion |"
+            ),
+            "|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for setting, e in sw.items():
+            if not setting.startswith("n="):
+                continue
+            n, noise = setting[2:].split(",noise=")
+            lines.append(
+                f"| {n} | {noise} | "
+                + " | ".join(_m(e[f"{m}_acc"]) for m, _ in _MOPE_METHODS)
+                + " | "
+                + (_m(e["late_fusion_linear_acc"]) if "late_fusion_linear_acc" in e else "-")
+                + f" | {_v(vk, f'mope/{setting}/mope_vs_prompt_tuning')} | "
+                f"{_v(vk, f'mope/{setting}/mope_vs_late_fusion')} |"
+            )
+        lines.append("")
+    if "uit_probe" in vk:
+        pr = vk["uit_probe"]
+        lines += [
+            (
+                f"**(c) UIT losses on a small, noisy fine-tuning set.** {ps['uit_ids']} "
+                f"identities x {ps['uit_images']} images (top colour {HELD_OUT_TOP!r} held "
+                f"out), {ps['uit_steps']} steps; training captions are partial (probability "
+                f"{ps['caption_partial']}: clothes clause only) and noisy (each word replaced "
+                f"with probability {ps['caption_noise']}). Test: {ps['uit_test_ids']} unseen "
+                "identities with clean captions, the same with noisy/partial captions "
+                f"(`uit_noisy`), and {ps['uit_test_ids']} identities wearing the held-out "
+                "colour (unseen attribute). Rank-1 (mAP on the noisy split):"
+            ),
+            "",
+            "| losses | clean | noisy | unseen attribute | noisy mAP | vs baseline (noisy) |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for name, label in _UIT_ROWS:
+            if name not in pr["noisy"]:
+                continue
+            cells = [_m(pr[s][name]["rank1"]) for s in ("clean", "noisy", "unseen_attribute")]
+            lines.append(
+                f"| {label} | "
+                + " | ".join(cells)
+                + f" | {_m(pr['noisy'][name]['mAP'])} | "
+                + (_v(vk, f"uit/noisy/{name}_vs_baseline") if name not in _BASE else "-")
+                + " |"
+            )
+        lines.append("")
+    counts: dict[str, int] = {}
+    for v in vk.get("verdicts", {}).values():
+        counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
+    lines += [
+        "Verdict counts over all settings: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+        + " (every verdict is in the JSON under `verdicts`).",
+        "",
+    ]
+    return lines
+
+
+_BASE = ("pretrained", "baseline")
+HELD_OUT_TOP = "purple"

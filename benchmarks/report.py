@@ -9,7 +9,12 @@ import json
 from pathlib import Path
 
 from _report_fidelity import fidelity_section
-from _report_sections import forecast_section, visionkit_section
+from _report_sections import (
+    forecast_section,
+    probes_figure,
+    visionkit_probes_section,
+    visionkit_section,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -333,6 +338,12 @@ def main() -> None:
     vk = _load("visionkit") or _load("visionkit_quick")
     if vk:
         lines += visionkit_section(vk, _env(vk))
+        figure = None
+        if any(k in vk for k in ("tta_sweep", "mope_sweep", "uit_probe")):
+            (DOCS / "figures").mkdir(parents=True, exist_ok=True)
+            probes_figure(vk, DOCS / "figures" / "visionkit_probes.png")
+            figure = "figures/visionkit_probes.png"
+        lines += visionkit_probes_section(vk, figure)
     fc = _load("forecast") or _load("forecast_quick")
     if fc:
         lines += forecast_section(fc, _env(fc))

@@ -14,17 +14,27 @@
 Every number is mean +- std over ``--seeds`` seeds (method initialisation, batch order, test data);
 the backbone is pre-trained once (seed 0).
 
+5. Probes (issue 17, ``benchmarks/_visionkit_probes.py``): settings where each method's mechanism
+   should matter, each with a control, over ``--probe-seeds`` seeds (default 5): a shortcut-strength
+   sweep for invariant TTA, a complementary-modality task with test-time modality dropout and
+   100 / 1,000 / all training pairs for MoPE, and noisy/partial captions, a small fine-tuning set
+   and an unseen-attribute split for UIT. JSON keys ``seeds`` (the probes' seeds), ``tta_sweep``,
+   ``mope_sweep``, ``uit_noisy`` (and ``uit_probe`` with every split), ``verdicts``.
+
 Usage::
 
-    python benchmarks/visionkit.py --quick          # same paths, small sizes (< 5 min)
-    python benchmarks/visionkit.py                  # full run (about 40 min on 2 CPU cores)
+    python benchmarks/visionkit.py --quick          # same paths, small sizes (4 + 5 min, idle)
+    python benchmarks/visionkit.py                  # full run (24 min + probes 29 min, loaded)
     python benchmarks/visionkit.py --backbone runs/visionkit/tiny-clip
+    python benchmarks/visionkit.py --only probes    # probes only, merged into the existing JSON
+    python benchmarks/visionkit.py --only tta       # one probe (tta, mope or uit), merged
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import time
@@ -47,7 +57,8 @@ from visionkit.methods.prompt_tuning import matched_prompt_length  # noqa: E402
 from visionkit.training import TrainConfig  # noqa: E402
 
 sys.path.insert(0, str(_HERE))
-from _common import write_results  # noqa: E402
+from _common import RESULTS, write_results  # noqa: E402
+from _visionkit_probes import run_probes, verdicts  # noqa: E402
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -201,8 +212,26 @@ def main() -> None:
     parser.add_argument("--backbone", help="pre-trained backbone directory (skip pre-training)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     parser.add_argument("--save-backbone", help="also save the pre-trained backbone here")
+    parser.add_argument("--probe-seeds", type=int, default=5, help="seeds per probe (default 5)")
+    parser.add_argument(
+        "--probe-cache",
+        default=str(_HERE.parent / "runs" / "visionkit" / "probe-backbones"),
+        help="directory where the probes' pre-trained backbones are saved and reused "
+        "('' to always pre-train)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("all", "main", "probes", "tta", "tta_diag", "mope", "mope_diag", "uit"),
+        default="all",
+        help="run only the main experiments, only the probes, or one probe; the keys of the parts "
+        "not run are kept from the existing results file",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    probe_seeds = list(range(args.probe_seeds))
+    if args.only in ("probes", "tta", "tta_diag", "mope", "mope_diag", "uit"):
+        run_probes_only(args.quick, probe_seeds, args.only, args.probe_cache or None)
+        return
     cfg = SETTINGS["quick" if args.quick else "full"]
     seeds = list(range(args.seeds))
     timings: dict[str, float] = {}
@@ -224,7 +253,7 @@ def main() -> None:
     timings["pretrain_s"] = time.perf_counter() - start
     log(f"backbone ready in {timings['pretrain_s']:.0f} s")
 
-    results: dict[str, Any] = {"settings": cfg, "seeds": seeds, "pretrain": pretrain_info}
+    results: dict[str, Any] = {"settings": cfg, "main_seeds": seeds, "pretrain": pretrain_info}
     results["backbone_config"] = TinyClipConfig().to_dict()
     for name, fn in (
         ("classification", classification),
@@ -237,7 +266,48 @@ def main() -> None:
         log(f"{name} done in {timings[f'{name}_s']:.0f} s")
     results["tta_worst_group_acc"] = results.pop("tta_worst_group_acc")
     results["timings"] = timings
+    if args.only == "all":
+        results.update(run_probes(args.quick, probe_seeds, cache_dir=args.probe_cache or None))
+        results["verdicts"] = verdicts(results)
+    else:
+        previous = _previous(args.quick)
+        probe_keys = ("probe_settings", "seeds", "tta_sweep", "mope_sweep", "uit_probe")
+        kept = (*probe_keys, "uit_noisy", "probe_timings")
+        results.update({k: previous[k] for k in kept if k in previous})
+        results["verdicts"] = verdicts(results)
     write_results("visionkit", results, args.quick)
+
+
+def _previous(quick: bool) -> dict[str, Any]:
+    path = RESULTS / ("visionkit_quick.json" if quick else "visionkit.json")
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_probes_only(quick: bool, seeds: list[int], only: str, cache: str | None) -> None:
+    """Run the probes (or one) and merge their keys into the existing results file."""
+    parts = ("tta", "mope", "uit") if only == "probes" else (only,)
+    results = _previous(quick)
+    if "seeds" in results and "main_seeds" not in results:
+        results["main_seeds"] = results["seeds"]
+    for key in ("benchmark", "quick", "date", "machine", "versions"):
+        if key in results:
+            results[f"main_{key}" if key == "date" else key] = results[key]
+    for key in ("benchmark", "quick", "machine", "versions"):
+        results.pop(key, None)
+    results.pop("date", None)
+    new = run_probes(quick, seeds, parts, cache)
+    timings = {**results.get("probe_timings", {}), **new.pop("probe_timings")}
+    for strength, extra in new.pop("tta_diagnostics", {}).items():
+        if strength in results.get("tta_sweep", {}):
+            results["tta_sweep"][strength].update(extra)
+    extra_mope = new.pop("mope_diagnostics", {})
+    for setting, extra in extra_mope.items():
+        if setting in results.get("mope_sweep", {}):
+            results["mope_sweep"][setting].update(extra)
+    results.update(new)
+    results["probe_timings"] = timings
+    results["verdicts"] = verdicts(results)
+    write_results("visionkit", results, quick)
 
 
 if __name__ == "__main__":
