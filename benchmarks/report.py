@@ -105,7 +105,9 @@ def _throughput_section(tp: dict) -> list[str]:
         "",
         f"Network work per output cell (window area / output area of the tile plan): "
         f"{tp['halo_work_ratio_256']:g} for the 256x256 grid (one window), "
-        f"{tp['halo_work_ratio']:g} for the global grid (halo of 16). "
+        f"{tp['halo_work_ratio']:g} for the global grid (halo of 16). Timed: "
+        f"{tp['fields_timed']['256']} regional and {tp['fields_timed']['global']} global "
+        f"fields, {tp['train_steps_timed']} training steps per batch size (after 2 untimed). "
         f"Accelerator: {tp['gpu_note']}.",
         "",
     ]
