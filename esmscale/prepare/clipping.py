@@ -63,7 +63,9 @@ def _clip_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def clip_negative_lazy(data: dsa.Array) -> tuple[dsa.Array, dsa.Array]:
     """:func:`clip_negative` chunk by chunk; the counts are an ``(n_chunks, 2)`` Dask array."""
-    blocks = data.to_delayed()
+    # unoptimised: optimising here would fuse the graph into one layer and drop the tile
+    # tasks' annotations (their worker resources); the compute optimises it anyway
+    blocks = data.to_delayed(optimize_graph=False)
     parts = np.empty(blocks.shape, dtype=object)
     counts = []
     for index in np.ndindex(*blocks.shape):
