@@ -9,8 +9,9 @@ by the coordinates of its tile (:mod:`esmscale.io.failures`).
 With ``resources`` (e.g. ``{"GPU": 1}``) the tile tasks, and only they, carry Dask worker
 resources: on a distributed cluster they run only on workers that declare them (``dask worker
 --resources GPU=1``), while reading, regridding and writing run anywhere. The restriction is a
-layer annotation, which dask's low-level fusion drops; :func:`esmscale.downscaling.engine.
-compute_on` (used by :func:`esmscale.io.zarr.write_zarr`) keeps it.
+layer annotation, which dask's low-level fusion drops;
+:func:`esmscale.downscaling.engine.compute_on` (used by :func:`esmscale.io.zarr.write_zarr`)
+keeps it.
 """
 
 from __future__ import annotations
