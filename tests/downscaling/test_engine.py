@@ -116,6 +116,26 @@ def test_cli_workers_run_is_bitwise_and_prints_no_traceback(tmp_path, tiny_model
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_cli_worker_resources_on_local_workers_is_bitwise(tmp_path, tiny_model_dir):
+    """--workers 1 --worker-resources GPU=1: the local worker declares GPU=1, the tiles ask
+    for it (they would wait forever otherwise), the store equals the default scheduler's."""
+    esm = synthetic_esm(synthetic_precip(32, 32, 8, seed=4))
+    esm.to_netcdf(tmp_path / "esm.nc")
+    outs = {}
+    for extra in ([], ["--workers", "1", "--worker-resources", "GPU=1"]):
+        store = tmp_path / f"r{len(extra)}.zarr"
+        cmd = [sys.executable, "-m", "esmscale.cli", "downscale", str(tmp_path / "esm.nc")]
+        cmd += ["--model", str(tiny_model_dir), "--output", str(store), "--members", "2"]
+        cmd += ["--chunks", "time=4", "--quiet", *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=500, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert not any(word in proc.stderr for word in CLEAN_STDERR_BANNED), proc.stderr
+        outs[len(extra)] = xr.open_zarr(store).pr.values
+    assert np.array_equal(outs[0], outs[4], equal_nan=True)
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_worker_memory_limit_below_one_tile_is_refused_with_the_minimum(tiny_model_dir):
     esm = synthetic_esm(synthetic_precip(32, 32, 4, seed=2))
