@@ -80,6 +80,45 @@ def _fmt(x: object) -> str:
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
+def _throughput_section(tp: dict) -> list[str]:
+    """Fields/s, network work per output cell and training steps/s, CPU and accelerator."""
+    quick = " (quick run)" if tp.get("quick") else ""
+
+    def cell(x: object) -> str:
+        return "not measured" if x is None else _fmt(x)
+
+    train_cpu, train_gpu = tp["train_steps_per_s_cpu"], tp.get("train_steps_per_s_gpu") or {}
+    rows = [
+        ("fields/s, 64x64 -> 256x256", "fields_per_s_cpu_256", "fields_per_s_gpu_256"),
+        ("fields/s, 256x512 -> 1024x2048 global", "fields_per_s_cpu_global",
+         "fields_per_s_gpu_global"),
+    ]  # fmt: skip
+    out = [
+        f"## Throughput (`benchmarks/throughput.py`){quick}",
+        "",
+        _env(tp),
+        "",
+        "| figure | CPU | accelerator |",
+        "|---|---|---|",
+    ]
+    out += [f"| {label} | {cell(tp[c])} | {cell(tp.get(g))} |" for label, c, g in rows]
+    out += [
+        f"| training steps/s, batch {b} | {cell(train_cpu[b])} | {cell(train_gpu.get(b))} |"
+        for b in sorted(train_cpu, key=int)
+    ]
+    out += [
+        "",
+        f"Network work per output cell (window area / output area of the tile plan): "
+        f"{tp['halo_work_ratio_256']:g} for the 256x256 grid (one window), "
+        f"{tp['halo_work_ratio']:g} for the global grid (halo of 16). Timed: "
+        f"{tp['fields_timed']['256']} regional and {tp['fields_timed']['global']} global "
+        f"fields, {tp['train_steps_timed']} training steps per batch size (after 2 untimed). "
+        f"Accelerator: {tp['gpu_note']}.",
+        "",
+    ]
+    return out
+
+
 def _psd_figure(r: dict) -> str:
     import matplotlib
     import matplotlib.ticker
@@ -170,6 +209,9 @@ def main() -> None:
                 f"{sp[f'speed_ratio_{n}']:.0f}x |"
             )
         lines += ["", "The paper reports about 400x (V100, global grid).", ""]
+    tp = _load("throughput") or _load("throughput_quick")
+    if tp:
+        lines += _throughput_section(tp)
     pl = _load("pipeline") or _load("pipeline_quick")
     if pl:
         quick = " (quick run)" if pl.get("quick") else ""

@@ -546,3 +546,19 @@ def test_restore_and_spread_flags_reach_the_output(tiny_model, esm_file, tmp_pat
     assert main([*base, "--spread", "0.3", "--output", str(tmp_path / "s.zarr")]) == 2
     assert "add --restore SIGMA" in capsys.readouterr().err
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_worker_resources_are_parsed_and_bad_ones_explained():
+    from esmscale.cli.commands import _parse_resources
+    from esmscale.errors import EsmscaleError
+
+    assert _parse_resources(None) is None
+    assert _parse_resources("GPU=1") == {"GPU": 1.0}
+    assert _parse_resources("GPU=1, MEM=4e9") == {"GPU": 1.0, "MEM": 4e9}
+    for bad in ("GPU", "GPU=x", "=1"):
+        with pytest.raises(EsmscaleError, match="--worker-resources GPU=1"):
+            _parse_resources(bad)
+    args = build_parser().parse_args(
+        ["downscale", "in.nc", "--model", "m", "--output", "o.zarr", "--worker-resources", "GPU=1"]
+    )
+    assert args.worker_resources == "GPU=1"

@@ -186,6 +186,25 @@ def _interrupted_write(store: str, argv: list[str], options: dict[str, Any]) -> 
     )
 
 
+def _parse_resources(text: str | None) -> dict[str, float] | None:
+    """``"GPU=1,MEM=4e9"`` -> ``{"GPU": 1.0, "MEM": 4e9}`` (None for no text)."""
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError(part)
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise EsmscaleError(
+                f"--worker-resources {text!r}: {part!r} is not NAME=AMOUNT; give e.g. "
+                "--worker-resources GPU=1 (several: GPU=1,MEM=4e9)."
+            ) from None
+    return out
+
+
 def _cmd_downscale(a: argparse.Namespace) -> None:
     import time
 
@@ -229,11 +248,15 @@ def _cmd_downscale(a: argparse.Namespace) -> None:
     kwargs.update(device=a.device, precision=a.precision)
     if a.restore is not None or a.spread:
         kwargs.update(restore=a.restore, spread=a.spread, spread_length=a.spread_length)
+    resources = _parse_resources(a.worker_resources)
+    if resources:
+        kwargs["resources"] = resources
     engine = Engine(
         workers=a.workers,
         scheduler=a.scheduler,
         timeout=a.scheduler_timeout,
         memory_limit=a.memory_limit,
+        resources=resources,
     )
     with open_engine(engine) as client:  # the model is sent to its workers by the method
         result = method(

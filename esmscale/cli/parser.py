@@ -350,6 +350,14 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="memory limit per --workers worker, e.g. 2GiB (default: auto, the machine's "
         "memory shared out); a limit below what one tile task needs is refused",
     )
+    w.add_argument(
+        "--worker-resources",
+        default=None,
+        metavar="NAME=N[,NAME=N]",
+        help="Dask worker resources each tile task takes, e.g. GPU=1: the network runs only on "
+        "workers that declare them (dask worker --resources GPU=1, dask-cuda's "
+        "LocalCUDACluster); with --workers N the local workers declare them (default: none)",
+    )
     w.add_argument("--resume", action="store_true", help="compute only the missing chunks")
     w.add_argument(
         "--overwrite", action="store_true", help="replace an existing store (default: refuse)"

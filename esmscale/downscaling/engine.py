@@ -8,6 +8,13 @@ the graph is the same and so is the output, bit for bit. The model travels once 
 when a distributed client is the current scheduler) and is loaded once per worker process; the
 graph itself carries only a small :class:`~esmscale.io.model_cache.ModelRef`.
 
+GPU workers: ``downscale(..., resources={"GPU": 1})`` restricts the tile tasks to workers that
+declare that resource (``Engine(workers=N, resources={"GPU": 1})``, ``dask worker --resources
+GPU=1``, dask-cuda's ``LocalCUDACluster(resources={"GPU": 1})``); each such worker loads the model
+once and runs it on its own device (``device="auto"`` or ``"cuda"`` is resolved on the worker).
+:func:`compute_on` submits a result so that the restriction holds (dask's low-level fusion would
+drop it otherwise); :func:`esmscale.io.zarr.write_zarr` uses it.
+
 >>> Engine(workers=2).describe()
 'LocalCluster of 2 worker processes x 1 thread'
 >>> Engine().describe()
@@ -21,13 +28,14 @@ import contextlib
 import ctypes
 import sys
 import weakref
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dask
-from distributed import Client
+from distributed import Client, Future
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from esmscale.errors import EsmscaleError
@@ -37,9 +45,12 @@ __all__ = [
     "Engine",
     "ModelPlugin",
     "active_client",
+    "check_resource_workers",
     "check_worker_memory",
+    "compute_on",
     "min_worker_memory",
     "open_engine",
+    "resource_table",
     "ship_model",
     "tune_allocator",
 ]
@@ -74,6 +85,9 @@ class Engine:
         per task: :attr:`esmscale.downscaling.spec.BlockSpec.threads`).
     memory_limit
         Memory limit per ``LocalCluster`` worker (``"4GiB"``, bytes, or ``"auto"``).
+    resources
+        Dask worker resources that each ``LocalCluster`` worker declares, e.g. ``{"GPU": 1}``
+        (the tile tasks of ``downscale(..., resources=...)`` run only on such workers).
     timeout
         Seconds to wait for a scheduler to answer before giving up with an error.
 
@@ -87,6 +101,7 @@ class Engine:
     scheduler: str | None = None
     threads_per_worker: int = 1
     memory_limit: str | int | None = "auto"
+    resources: Mapping[str, float] | None = None
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
@@ -106,6 +121,9 @@ class Engine:
             raise EsmscaleError(f"threads_per_worker={self.threads_per_worker} must be >= 1.")
         if self.timeout <= 0:
             raise EsmscaleError(f"timeout={self.timeout} must be > 0 seconds.")
+        from esmscale.downscaling.graph import check_resources
+
+        object.__setattr__(self, "resources", check_resources(self.resources))
 
     def describe(self) -> str:
         """One line saying where the tasks run."""
@@ -113,7 +131,11 @@ class Engine:
             return f"the scheduler at {self.scheduler}"
         if self.workers:
             t = self.threads_per_worker
-            return f"LocalCluster of {self.workers} worker processes x {t} thread{'s' * (t > 1)}"
+            res = "".join(f", {k}={v:g}" for k, v in (self.resources or {}).items())
+            return (
+                f"LocalCluster of {self.workers} worker processes x {t} thread{'s' * (t > 1)}"
+                + (f" (each declaring {res[2:]})" if res else "")
+            )
         return "dask's default scheduler"
 
 
@@ -168,6 +190,7 @@ def open_engine(engine: Engine) -> Iterator[Client | None]:
         processes=True,
         memory_limit=engine.memory_limit,
         dashboard_address=None,
+        **({"resources": dict(engine.resources)} if engine.resources else {}),
     )
     client = Client(cluster, set_as_default=True)
     try:
@@ -316,3 +339,107 @@ def check_worker_memory(client: Client, need: int, *, what: str = "one tile task
 
 def _mib(n: int) -> int:
     return -(-n // 2**20)
+
+
+def resource_table(*collections: Any) -> dict[Any, dict[str, float]]:
+    """``{task key: resources}`` of the tasks annotated with Dask worker resources.
+
+    Read from the collections' high-level graphs before any optimisation (dask's low-level
+    fusion renames tasks and drops layer annotations). Empty when nothing is annotated.
+    """
+    table: dict[Any, dict[str, float]] = {}
+    for coll in collections:
+        graph = coll.__dask_graph__()
+        for layer in getattr(graph, "layers", {}).values():
+            res = (layer.annotations or {}).get("resources")
+            if res:
+                for key in layer:
+                    table[key] = res(key) if callable(res) else dict(res)
+    return table
+
+
+def compute_on(client: Client, collections: list[Any]) -> list[Future]:
+    """Submit ``collections`` to ``client`` with their tasks' worker resources kept.
+
+    Without resource annotations this is ``client.compute(collections)``. With them (the tile
+    tasks of ``downscale(..., resources=...)``), the graph is optimised here with low-level
+    fusion off, so that the annotated tasks keep their keys, and each of them is submitted
+    with its resources: they run only on workers that declare them. (A plain ``.compute()``
+    under a client keeps them only if the scheduler's dask config has
+    ``optimization.fuse.active: false``.)
+
+    Examples
+    --------
+    >>> from distributed import Client  # doctest: +SKIP
+    >>> out = ds.esm.downscale("synthetic-pr-4x", resources={"GPU": 1})  # doctest: +SKIP
+    >>> result = client.gather(compute_on(client, [out]))[0]  # doctest: +SKIP
+    """
+    table = resource_table(*collections)
+    if not table:
+        return list(client.compute(list(collections)))
+    with dask.config.set({"optimization.fuse.active": False}):
+        optimized = dask.optimize(*collections)
+    keep: defaultdict[Any, dict[str, float]] = defaultdict(dict, table)
+    with dask.annotate(resources=keep.__getitem__):  # evaluated per key on the scheduler
+        return list(client.compute(list(optimized), optimize_graph=False))
+
+
+def _worker_device(device: str, precision: str) -> str | None:
+    """On a worker: None if ``device`` and ``precision`` work there, else the error's text."""
+    from esmscale.devices import autocast_dtype
+
+    try:
+        autocast_dtype(precision, device)
+    except EsmscaleError as err:
+        return str(err)
+    return None
+
+
+def check_resource_workers(
+    client: Client,
+    resources: Mapping[str, float] | None,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> list[str]:
+    """The workers of ``client`` that can run the tile tasks, checked; raise if there are none.
+
+    A worker qualifies when it declares at least ``resources`` (all workers when None).
+    ``device`` and ``precision`` are then resolved on each of them (``"auto"`` and ``"cuda"``
+    mean the worker's own accelerator), so that an absent device is refused before any task
+    runs rather than failing in every tile. Without a qualifying worker the tile tasks would
+    wait forever: the error lists what each worker declares and how to declare the resource.
+    A cluster with no workers yet (batch jobs still queued) is not checked.
+    """
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    if not workers:  # none yet (e.g. batch jobs still queued): the tasks wait for them
+        return []
+    need = dict(resources or {})
+    fit = [
+        addr
+        for addr, info in workers.items()
+        if all((info.get("resources") or {}).get(k, 0) >= v for k, v in need.items())
+    ]
+    if not fit:
+        declared = "; ".join(
+            f"{addr}: {info.get('resources') or 'none'}" for addr, info in workers.items()
+        )
+        spec = ",".join(f"{k}={v:g}" for k, v in need.items())
+        raise EsmscaleError(
+            f"no worker declares the resources {need} that each tile task needs, so the tiles "
+            f"would wait forever (workers and their resources: {declared or 'no workers'}). "
+            f"Start workers that declare them (`dask worker ADDRESS --resources {spec}`, "
+            f"LocalCluster(resources={need}), LocalCUDACluster(resources={need})), or wait "
+            "for them to join (client.wait_for_workers),",
+            python="or pass resources=None.",
+            cli=f"or with --workers N add --worker-resources {spec} (or leave it out).",
+        )
+    if device != "cpu" or precision != "fp32":
+        answers = client.run(_worker_device, device, precision, workers=fit)
+        bad = {addr: msg for addr, msg in answers.items() if msg}
+        if bad:
+            addr, msg = next(iter(bad.items()))
+            raise EsmscaleError(
+                f"{len(bad)} of {len(fit)} workers that would run the tiles cannot use "
+                f"device={device!r} with precision={precision!r}; worker {addr}: {msg}"
+            )
+    return fit

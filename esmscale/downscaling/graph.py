@@ -5,9 +5,20 @@ Every task is :func:`esmscale.downscaling.kernel.block_task` on the same
 loaded once per worker process. Each task's key is ``("esmscale-block-<token>", member, time
 chunk, y chunk, x chunk)``: the block index of the output, so that a failed task can be named
 by the coordinates of its tile (:mod:`esmscale.io.failures`).
+
+With ``resources`` (e.g. ``{"GPU": 1}``) the tile tasks, and only they, carry Dask worker
+resources: on a distributed cluster they run only on workers that declare them (``dask worker
+--resources GPU=1``), while reading, regridding and writing run anywhere. The restriction is a
+layer annotation, which dask's low-level fusion drops;
+:func:`esmscale.downscaling.engine.compute_on` (used by :func:`esmscale.io.zarr.write_zarr`)
+keeps it.
 """
 
 from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
 
 import dask
 import dask.array as dsa
@@ -15,11 +26,52 @@ import numpy as np
 
 from esmscale.downscaling.kernel import block_task
 from esmscale.downscaling.spec import BlockSpec
+from esmscale.errors import EsmscaleError
 
-__all__ = ["BLOCK_KEY_PREFIX", "build_graph"]
+__all__ = ["BLOCK_KEY_PREFIX", "build_graph", "check_resources"]
 
 #: Name prefix of the keys of the tile tasks; the rest of a key is the output block index.
 BLOCK_KEY_PREFIX = "esmscale-block-"
+
+
+def check_resources(resources: Mapping[str, float] | None) -> dict[str, float] | None:
+    """``resources`` as a plain ``{name: amount}`` dict, checked (None or empty: None).
+
+    Examples
+    --------
+    >>> check_resources({"GPU": 1})
+    {'GPU': 1.0}
+    >>> check_resources({"GPU": 0})
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: resources={'GPU': 0}: the amount of 'GPU' must be ...
+    """
+    if not resources:
+        return None
+    if not isinstance(resources, Mapping):
+        raise EsmscaleError(
+            f"resources={resources!r} is not a mapping; give Dask worker resources per tile "
+            "task as a dict, e.g. resources={'GPU': 1}.",
+            cli="give --worker-resources GPU=1 (several: GPU=1,MEM=4e9).",
+        )
+    out: dict[str, float] = {}
+    for name, amount in resources.items():
+        if not isinstance(name, str) or not name.strip():
+            raise EsmscaleError(
+                f"resources={dict(resources)!r}: {name!r} is not a resource name; use the "
+                "name your workers declare, e.g. 'GPU'."
+            )
+        try:
+            value = float(amount)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise EsmscaleError(
+                f"resources={dict(resources)!r}: the amount of {name!r} must be a number > 0 "
+                "(what one tile task takes of what a worker declares), e.g. {'GPU': 1}."
+            )
+        out[name] = value
+    return out
 
 
 def _row(
@@ -53,21 +105,27 @@ def build_graph(
     members: int,
     ych: tuple[int, ...],
     xch: tuple[int, ...],
+    resources: Mapping[str, float] | None = None,
 ) -> dsa.Array:
     """``(member, time, y, x)`` float32 output in model units, lazily, from fine fields ``data``.
 
     ``data`` is ``(time, y, x)`` in model units with one chunk in space (every task needs
     the whole domain for its tile windows); its time chunks become the output's.
+    ``resources`` (checked by :func:`check_resources`) annotates the tile tasks with the Dask
+    worker resources each one takes.
     """
+    res = check_resources(resources)
     data = data.rechunk({1: -1, 2: -1})
     blocks = data.to_delayed().ravel()
     t_off = np.cumsum((0, *data.chunks[0]))
     name = BLOCK_KEY_PREFIX + dask.base.tokenize(data.name, spec, members, ych, xch)
-    out = [
-        [
-            _row(blk, spec, name, m, i, np.arange(t_off[i], t_off[i + 1]), ych, xch)
-            for i, blk in enumerate(blocks)
+    annotate = dask.annotate(resources=res) if res else contextlib.nullcontext()
+    with annotate:  # the tile tasks only: inputs and writes may run on any worker
+        out = [
+            [
+                _row(blk, spec, name, m, i, np.arange(t_off[i], t_off[i + 1]), ych, xch)
+                for i, blk in enumerate(blocks)
+            ]
+            for m in range(members)
         ]
-        for m in range(members)
-    ]
     return dsa.block(out)

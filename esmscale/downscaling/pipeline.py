@@ -21,9 +21,9 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from esmscale.devices import autocast_dtype
+from esmscale.devices import PRECISIONS, autocast_dtype
 from esmscale.downscaling.arrays import resolve_t_star
-from esmscale.downscaling.graph import build_graph
+from esmscale.downscaling.graph import build_graph, check_resources
 from esmscale.downscaling.inputs import as_xarray, prepare_inputs
 from esmscale.downscaling.output import (
     MEMBER_ATTRS,
@@ -50,6 +50,15 @@ __all__ = [
     "member_coord",
     "output_attrs",
 ]
+
+
+def _client() -> Any:
+    """The active distributed ``Client``, or None (dask's local schedulers)."""
+    if "distributed" not in sys.modules:
+        return None
+    from esmscale.downscaling.engine import active_client
+
+    return active_client()
 
 
 def _wraps(fine: xr.DataArray, xdim: str) -> bool:
@@ -85,6 +94,7 @@ def downscale(
     restore: float | None = None,
     spread: float = 0.0,
     spread_length: float = 4.0,
+    resources: dict[str, float] | None = None,
 ) -> xr.DataArray | xr.Dataset:
     """Downscale coarse ESM fields into a high-resolution ensemble (lazy with Dask input).
 
@@ -143,8 +153,9 @@ def downscale(
     device
         Where each block's network runs: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or
         ``"auto"`` (the first accelerator present, else the CPU), resolved on the process that
-        runs the block (:mod:`esmscale.devices`). A member is the same field on any device up
-        to the device's rounding (the noise is drawn on the host).
+        runs the block (:mod:`esmscale.devices`): with a distributed client it is checked on
+        the workers that will run the tiles, not here. A member is the same field on any
+        device up to the device's rounding (the noise is drawn on the host).
     precision
         ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 is refused on the CPU).
     restore
@@ -158,6 +169,14 @@ def downscale(
         smooth, mean-one multiplicative perturbation per member, which returns the
         uncertainty of the large scales that the restore takes from the input (0: none;
         calibrate the amplitude on held-out pairs to a spread-skill ratio near 1).
+    resources
+        Dask worker resources each tile task takes, e.g. ``{"GPU": 1}``: on a distributed
+        cluster the tiles (the network) run only on workers that declare them, one model per
+        worker on its own device, while reading and writing run on any worker
+        (docs/clusters.md). Kept by :func:`esmscale.io.zarr.write_zarr` and
+        :func:`esmscale.downscaling.engine.compute_on`; ignored by dask's local schedulers;
+        the output does not depend on it. With an active client, a cluster where no worker
+        declares them is refused here.
 
     Returns
     -------
@@ -184,7 +203,12 @@ def downscale(
         raise EsmscaleError(f"members={members} and steps={steps} must both be >= 1.")
     ts = resolve_t_star(cm, t_star)
     SAMPLERS.get(sampler).check_model(cm)  # before any data is touched
-    autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused here
+    client = _client()
+    if client is None:
+        autocast_dtype(precision, device)  # an absent device or fp16 on the CPU: refused here
+    elif precision not in PRECISIONS:
+        autocast_dtype(precision, "cpu")  # an unknown name; the device is checked on workers
+    res = check_resources(resources)
     bias = {"bias_correction": bias_correction, "reference": reference, "historical": historical}
     inp = prepare_inputs(
         obj,
@@ -208,21 +232,21 @@ def downscale(
     data = fine.data if isinstance(fine.data, dsa.Array) else dsa.from_array(fine.data, chunks=-1)
     ych = spatial_chunks(grid.ny, (chunks or {}).get(inp.lat), grid.halo, inp.lat)
     xch = spatial_chunks(grid.nx, (chunks or {}).get(inp.lon), grid.halo, inp.lon)
-    if "distributed" in sys.modules:  # a distributed client may be the scheduler
+    if client is not None:  # a distributed client is the scheduler
         from esmscale.downscaling.engine import (
-            active_client,
+            check_resource_workers,
             check_worker_memory,
             min_worker_memory,
             ship_model,
         )
 
-        if (client := active_client()) is not None:
-            tmax = max(data.chunks[0])
-            model_bytes = sum(p.numel() * p.element_size() for p in cm.parameters())
-            need = min_worker_memory(
-                tmax * grid.ny * grid.nx * 4, tmax * max(ych) * max(xch) * 4, model_bytes
-            )
-            check_worker_memory(client, need)  # before any worker loads the model
+        check_resource_workers(client, res, device, precision)  # a device absent there
+        tmax = max(data.chunks[0])
+        model_bytes = sum(p.numel() * p.element_size() for p in cm.parameters())
+        need = min_worker_memory(
+            tmax * grid.ny * grid.nx * 4, tmax * max(ych) * max(xch) * 4, model_bytes
+        )
+        check_worker_memory(client, need)  # before any worker loads the model
         ship_model(ref)  # once per client: every worker gets the checkpoint and loads it once
     spec = BlockSpec.for_model(
         ref,
@@ -238,7 +262,7 @@ def downscale(
         spread=spread,
         spread_length=spread_length,
     )
-    out = build_graph(data, spec, members, ych, xch)
+    out = build_graph(data, spec, members, ych, xch, resources=res)
     prov = {
         "t_star": ts,
         "seed": seed,

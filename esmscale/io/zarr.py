@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as _dt
 import itertools
 import math
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -658,8 +659,15 @@ def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Clien
     """Run the region writes, on ``client`` if given, else on dask's default scheduler."""
     if not writes:
         return
+    if client is None and "distributed" in sys.modules:
+        from esmscale.downscaling.engine import active_client, resource_table
+
+        if resource_table(*writes):  # tile tasks restricted to some workers: keep it so
+            client = active_client()
     if client is not None:
-        futures = client.compute(writes)
+        from esmscale.downscaling.engine import compute_on
+
+        futures = compute_on(client, writes)  # keeps the tile tasks' worker resources
         if progress:
             from distributed import progress as show_progress
 

@@ -71,7 +71,9 @@ def clip_negative_lazy(data: dsa.Array) -> tuple[dsa.Array, dsa.Array]:
     >>> out.compute().tolist(), counts.compute().tolist()
     ([0.0, 2.0, 0.0, 4.0], [[1, 2], [1, 2]])
     """
-    blocks = data.to_delayed()
+    # unoptimised: optimising here would fuse the graph into one layer and drop the tile
+    # tasks' annotations (their worker resources); the compute optimises it anyway
+    blocks = data.to_delayed(optimize_graph=False)
     parts = np.empty(blocks.shape, dtype=object)
     counts = []
     for index in np.ndindex(*blocks.shape):

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from esmscale import ConsistencyModel, EsmscaleError
@@ -116,6 +117,26 @@ def test_cli_workers_run_is_bitwise_and_prints_no_traceback(tmp_path, tiny_model
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_cli_worker_resources_on_local_workers_is_bitwise(tmp_path, tiny_model_dir):
+    """--workers 1 --worker-resources GPU=1: the local worker declares GPU=1, the tiles ask
+    for it (they would wait forever otherwise), the store equals the default scheduler's."""
+    esm = synthetic_esm(synthetic_precip(32, 32, 8, seed=4))
+    esm.to_netcdf(tmp_path / "esm.nc")
+    outs = {}
+    for extra in ([], ["--workers", "1", "--worker-resources", "GPU=1"]):
+        store = tmp_path / f"r{len(extra)}.zarr"
+        cmd = [sys.executable, "-m", "esmscale.cli", "downscale", str(tmp_path / "esm.nc")]
+        cmd += ["--model", str(tiny_model_dir), "--output", str(store), "--members", "2"]
+        cmd += ["--chunks", "time=4", "--quiet", *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=500, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert not any(word in proc.stderr for word in CLEAN_STDERR_BANNED), proc.stderr
+        outs[len(extra)] = xr.open_zarr(store).pr.values
+    assert np.array_equal(outs[0], outs[4], equal_nan=True)
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_worker_memory_limit_below_one_tile_is_refused_with_the_minimum(tiny_model_dir):
     esm = synthetic_esm(synthetic_precip(32, 32, 4, seed=2))
@@ -173,3 +194,94 @@ def test_cli_scheduler_address_of_a_separate_scheduler_is_bitwise(tmp_path, tiny
     ref = downscale(esm, ConsistencyModel.from_pretrained(tiny_model_dir), members=2).pr.values
     assert np.array_equal(ref, xr.open_zarr(store).pr.values, equal_nan=True)
     assert sorted(loads.values()) == [1, 1], loads  # the model loaded once per worker
+
+
+# --- GPU workers: tile tasks carry Dask worker resources ---------------------------------------
+
+
+def test_resources_are_checked_and_annotate_only_the_tile_tasks(tiny_model_dir):
+    from esmscale.downscaling.engine import resource_table
+    from esmscale.downscaling.graph import BLOCK_KEY_PREFIX, check_resources
+
+    assert check_resources(None) is None and check_resources({}) is None
+    assert check_resources({"GPU": 1}) == {"GPU": 1.0}
+    for bad in ({"GPU": 0}, {"GPU": -1}, {"GPU": "x"}, {"": 1}):
+        with pytest.raises(EsmscaleError, match="resources="):
+            check_resources(bad)
+    with pytest.raises(EsmscaleError) as info:
+        check_resources(["GPU"])  # type: ignore[arg-type]
+    assert "--worker-resources GPU=1" in info.value.for_cli()
+    assert Engine(workers=1, resources={"GPU": 1}).describe() == (
+        "LocalCluster of 1 worker processes x 1 thread (each declaring GPU=1)"
+    )
+    esm = synthetic_esm(synthetic_precip(32, 32, 4, seed=2))
+    model = ConsistencyModel.from_pretrained(tiny_model_dir)
+    plain = downscale(esm.chunk({"time": 2}), model, **KW)
+    assert resource_table(plain.pr.data) == {}
+    out = downscale(esm.chunk({"time": 2}), model, resources={"GPU": 1}, **KW)
+    table = resource_table(out.pr.data)
+    blocks = [k for k in table if isinstance(k, tuple) and k[0].startswith(BLOCK_KEY_PREFIX)]
+    assert len(blocks) == 2 * 2  # members x time chunks, one spatial chunk
+    assert all(v == {"GPU": 1.0} for v in table.values())
+    # the input and the output's own layers are not restricted
+    graph = dict(out.pr.data.__dask_graph__())
+    assert len(table) < len(graph)
+
+
+def _two_worker_cluster():  # type: ignore[no-untyped-def]
+    """A scheduler and two single-threaded worker processes: "gpu" declares GPU=1, "cpu"
+    declares only ALT=1 (so each run can be restricted to either worker)."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    opts = {"nthreads": 1, "memory_limit": "auto"}
+    workers = {
+        "gpu": {"cls": Nanny, "options": {**opts, "resources": {"GPU": 1}}},
+        "cpu": {"cls": Nanny, "options": {**opts, "resources": {"ALT": 1}}},
+    }
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    return SpecCluster(workers=workers, scheduler=scheduler)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_tile_tasks_run_only_on_workers_declaring_the_resource(tmp_path, tiny_model_dir):
+    """2 worker processes, one declaring GPU=1: every tile task runs on that one, the output
+    is bitwise the default scheduler's. The same job restricted to the other worker's resource
+    runs there instead, so a dropped restriction cannot pass both halves."""
+    from distributed import Client, get_task_stream
+
+    from esmscale.downscaling.engine import compute_on
+    from esmscale.downscaling.graph import BLOCK_KEY_PREFIX
+
+    esm = synthetic_esm(synthetic_precip(48, 48, 8, seed=3))
+    model = ConsistencyModel.from_pretrained(tiny_model_dir)
+    ref = downscale(esm, model, **KW).pr.values
+    n_blocks = KW["members"] * 4 * 2  # members x time chunks x lat chunks
+    with _two_worker_cluster() as cluster, Client(cluster, set_as_default=True) as client:
+        client.wait_for_workers(2)
+        names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+        ran = {}
+        for res, store in (({"GPU": 1}, "gpu.zarr"), ({"ALT": 1}, "alt.zarr")):
+            out = downscale(esm.chunk({"time": 2}), model, chunks={"lat": 24}, resources=res, **KW)
+            with get_task_stream(client) as ts:
+                write_zarr(out, tmp_path / store, progress=False, client=client)
+            ran[store] = [names[t["worker"]] for t in ts.data if BLOCK_KEY_PREFIX in str(t["key"])]
+            assert np.array_equal(ref, xr.open_zarr(tmp_path / store).pr.values, equal_nan=True)
+        # a plain in-memory result through compute_on, restricted too
+        out = downscale(esm.chunk({"time": 4}), model, resources={"GPU": 1}, **KW)
+        with get_task_stream(client) as ts:
+            (got,) = client.gather(compute_on(client, [out.pr]))
+        ran["compute_on"] = [
+            names[t["worker"]] for t in ts.data if BLOCK_KEY_PREFIX in str(t["key"])
+        ]
+        assert np.array_equal(ref, got.values, equal_nan=True)
+        # no worker declares GPU=2: refused at once, naming each worker's resources
+        with pytest.raises(EsmscaleError, match="no worker declares the resources") as info:
+            downscale(esm, model, resources={"GPU": 2}, **KW)
+        if not torch.cuda.is_available():  # "cuda" is resolved on the workers, none has one
+            with pytest.raises(EsmscaleError, match="cannot use device='cuda'"):
+                downscale(esm, model, resources={"GPU": 1}, device="cuda", **KW)
+    assert ran["gpu.zarr"] == ["gpu"] * n_blocks, ran
+    assert ran["alt.zarr"] == ["cpu"] * n_blocks, ran
+    assert ran["compute_on"] == ["gpu"] * KW["members"] * 2, ran
+    assert "{'ALT': 1}" in str(info.value) and "--resources GPU=2" in str(info.value)
