@@ -346,6 +346,16 @@ def resource_table(*collections: Any) -> dict[Any, dict[str, float]]:
 
     Read from the collections' high-level graphs before any optimisation (dask's low-level
     fusion renames tasks and drops layer annotations). Empty when nothing is annotated.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> x = da.ones(4, chunks=2)
+    >>> with dask.annotate(resources={"GPU": 1}):
+    ...     y = x + 1
+    >>> table = resource_table(y)
+    >>> len(table), all(r == {"GPU": 1} for r in table.values()), resource_table(x)
+    (2, True, {})
     """
     table: dict[Any, dict[str, float]] = {}
     for coll in collections:
@@ -409,6 +419,22 @@ def check_resource_workers(
     runs rather than failing in every tile. Without a qualifying worker the tile tasks would
     wait forever: the error lists what each worker declares and how to declare the resource.
     A cluster with no workers yet (batch jobs still queued) is not checked.
+
+    Examples
+    --------
+    >>> from distributed import LocalCluster
+    >>> with (
+    ...     LocalCluster(n_workers=1, processes=False, dashboard_address=":0",
+    ...                  resources={"GPU": 1}) as cluster,
+    ...     Client(cluster) as client,
+    ... ):
+    ...     fit = check_resource_workers(client, {"GPU": 1})
+    ...     try:
+    ...         check_resource_workers(client, {"GPU": 2})
+    ...     except EsmscaleError:
+    ...         refused = True
+    >>> len(fit), refused
+    (1, True)
     """
     workers = client.scheduler_info(n_workers=-1).get("workers", {})
     if not workers:  # none yet (e.g. batch jobs still queued): the tasks wait for them
