@@ -247,7 +247,11 @@ def open_catalog_dataset(
     missing = [p for p in sub.df[cat.esmcat.assets.column_name] if not Path(p).exists()]
     if missing:
         raise EsmscaleError(f"catalog entries point to missing files: {missing}.")
-    dsets = sub.to_dataset_dict(xarray_open_kwargs=_open_kwargs(sub), progressbar=False)
+    # threaded=False: the files of an entry are opened one after the other (netCDF-C/HDF5 is
+    # not thread-safe; concurrent opens from intake-esm's threads can crash the process)
+    dsets = sub.to_dataset_dict(
+        xarray_open_kwargs=_open_kwargs(sub), progressbar=False, threaded=False
+    )
     return next(iter(dsets.values()))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask.system
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,7 +74,7 @@ def test_zarr_and_netcdf_assets_open_through_the_catalog(tmp_path):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_whole_shared_data_folder(tmp_path, capsys):
+def test_whole_shared_data_folder(tmp_path, capsys, monkeypatch):
     """`esmscale catalog build` over all of ../shared/data: every entry loads, nothing dropped.
 
     CMIP5, CMIP6, reanalysis, observations and a CORDEX RCM are mixed there; intake-esm opens
@@ -103,7 +104,13 @@ def test_whole_shared_data_folder(tmp_path, capsys):
     cat = load_catalog(out, root=root)
     keys = list(cat.keys())
     coder = xr.coders.CFDatetimeCoder(use_cftime=True)
-    dsets = cat.to_dataset_dict(xarray_open_kwargs={"decode_times": coder}, progressbar=False)
+    # netCDF-C/HDF5 is not thread-safe: intake-esm opens the entries from a pool of
+    # dask.system.CPU_COUNT threads and the files of each entry in threads too, which crashed
+    # the process (a segfault in CI); one pool thread and threaded=False keep the opens serial
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 1)
+    dsets = cat.to_dataset_dict(
+        xarray_open_kwargs={"decode_times": coder}, progressbar=False, threaded=False
+    )
     assert sorted(dsets) == sorted(keys)
     for key, ds in dsets.items():
         assert ds.data_vars, key
