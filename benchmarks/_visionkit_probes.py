@@ -95,7 +95,7 @@ PROBE_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: UIT loss sets, each adding one part to the previous (as in the main benchmark).
+#: UIT loss sets, each adding one part to the previous (the main benchmark uses them too).
 UIT_LOSS_SETS: dict[str, dict[str, bool]] = {
     "baseline": {
         "sdm": False,

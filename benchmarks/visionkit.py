@@ -58,7 +58,7 @@ from visionkit.training import TrainConfig  # noqa: E402
 
 sys.path.insert(0, str(_HERE))
 from _common import RESULTS, write_results  # noqa: E402
-from _visionkit_probes import run_probes, verdicts  # noqa: E402
+from _visionkit_probes import UIT_LOSS_SETS, run_probes, verdicts  # noqa: E402
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -89,20 +89,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 
-UIT_VARIANTS: dict[str, dict[str, bool]] = {
-    "baseline": {
-        "sdm": False,
-        "id_loss": False,
-        "triplet": False,
-        "restoration": False,
-        "text_augmentation": False,
-    },
-    "sdm": {"id_loss": False, "triplet": False, "restoration": False, "text_augmentation": False},
-    "sdm_id": {"triplet": False, "restoration": False, "text_augmentation": False},
-    "sdm_id_triplet": {"restoration": False, "text_augmentation": False},
-    "sdm_id_triplet_restoration": {"text_augmentation": False},
-    "uit": {},
-}
+UIT_VARIANTS = UIT_LOSS_SETS  # each adds one part of UIT to the previous
 
 
 def summary(values: list[float]) -> dict[str, Any]:

@@ -290,7 +290,6 @@ def calibrate_on_pairs(
     """
     from esmscale.downscaling.pipeline import downscale
     from esmscale.metrics import fair_crps
-    from esmscale.prepare.units import linear_factors
 
     ref = select_variable(obs, None) if isinstance(obs, xr.Dataset) else obs
     scores: dict[float, float] = {}
@@ -298,9 +297,7 @@ def calibrate_on_pairs(
         out = downscale(
             coarse, model, target=ref, members=max(members, 2), t_star=float(t), **downscale_kwargs
         )
-        res = select_variable(out, None) if isinstance(out, xr.Dataset) else out
-        s, o = linear_factors(res.attrs.get("units"), str(ref.attrs.get("units")), str(ref.name))
-        scores[float(t)] = float(fair_crps((res * s + o).assign_attrs(ref.attrs), ref))
+        scores[float(t)] = float(fair_crps(_in_units_of(out, ref), ref))
     return min(scores, key=lambda k: scores[k]), scores
 
 
@@ -344,7 +341,6 @@ def calibrate_spread(
     """
     from esmscale.downscaling.pipeline import downscale
     from esmscale.metrics import fair_crps, spread_skill_ratio
-    from esmscale.prepare.units import linear_factors
 
     if members < 2:
         raise EsmscaleError(
@@ -364,9 +360,7 @@ def calibrate_spread(
             spread=float(a),
             **downscale_kwargs,
         )
-        res = select_variable(out, None) if isinstance(out, xr.Dataset) else out
-        s, o = linear_factors(res.attrs.get("units"), str(ref.attrs.get("units")), str(ref.name))
-        res = (res * s + o).assign_attrs(ref.attrs).compute()
+        res = _in_units_of(out, ref).compute()
         scores[float(a)] = {
             "spread_skill": float(spread_skill_ratio(res, ref)),
             "crps": float(fair_crps(res, ref)),
@@ -383,6 +377,15 @@ def calibrate_spread(
             break
     best = min(scores, key=lambda k: abs(scores[k]["spread_skill"] - 1.0))
     return best, scores
+
+
+def _in_units_of(out: xr.DataArray | xr.Dataset, ref: xr.DataArray) -> xr.DataArray:
+    """The downscaled variable of ``out`` in the units (and attributes) of ``ref``."""
+    from esmscale.prepare.units import linear_factors
+
+    res = select_variable(out, None) if isinstance(out, xr.Dataset) else out
+    s, o = linear_factors(res.attrs.get("units"), str(ref.attrs.get("units")), str(ref.name))
+    return (res * s + o).assign_attrs(ref.attrs)
 
 
 def _field(
