@@ -294,8 +294,9 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         metavar="SIGMA",
         help="keep the (bias-corrected) input's large scales in every member: the output's "
-        "Gaussian low-pass of SD SIGMA target cells is set to the input's (keeps the climatology "
-        "map, intense days and the change signal; see docs/downscaling.md; default: off)",
+        "Gaussian low-pass of SD SIGMA target cells is set to the input's (brings the "
+        "climatology map and intense days back toward the input's; what it gains and costs on "
+        "real data: docs/benchmarks.md; default: off)",
     )
     w.add_argument(
         "--spread",

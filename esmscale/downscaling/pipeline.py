@@ -161,9 +161,10 @@ def downscale(
     restore
         Keep the input's large scales in every member: the output is rescaled (precipitation)
         or shifted (temperature) so that its Gaussian low-pass of SD ``restore`` target cells
-        equals the (bias-corrected) input's (:mod:`esmscale.downscaling.restore`). Keeps the
-        climatology map, intense days and the change signal that the network alone damps
-        (docs/downscaling.md). None (default): the network's output as it is.
+        equals the (bias-corrected) input's (:mod:`esmscale.downscaling.restore`). Brings the
+        climatology map and intense days, which the network alone damps, back toward the
+        input's; gains and costs on real data in docs/benchmarks.md. None (default): the
+        network's output as it is.
     spread, spread_length
         With ``restore``: amplitude and correlation length (target cells) of an independent,
         smooth, mean-one multiplicative perturbation per member, which returns the
