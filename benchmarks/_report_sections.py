@@ -275,7 +275,7 @@ def probes_figure(vk: dict[str, Any], path: Any) -> None:
     import matplotlib.pyplot as plt
 
     panels = [k for k in ("tta_sweep", "mope_sweep", "uit_probe") if k in vk]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), layout="constrained")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5), layout="constrained")
     axes = [axes] if len(panels) == 1 else list(axes)
     for ax, key in zip(axes, panels, strict=True):
         if key == "tta_sweep":
@@ -336,7 +336,8 @@ def probes_figure(vk: dict[str, Any], path: Any) -> None:
             )
             ax.set_ylabel("Rank-1")
             ax.set_title("(c) UIT losses, small noisy fine-tuning set")
-        ax.legend(fontsize=7)
+        # below each panel: inside, the legends hid lines and bars
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
