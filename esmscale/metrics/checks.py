@@ -42,14 +42,73 @@ def as_dataarray(obj: Any, what: str) -> xr.DataArray:
     return obj
 
 
+#: Units of a projected (x, y) axis and their length in kilometres.
+_KM = {"m": 1e-3, "meter": 1e-3, "meters": 1e-3, "metre": 1e-3, "metres": 1e-3, "km": 1.0}
+_NATIVE_Y = ("projection_y_coordinate", "grid_latitude")
+_NATIVE_X = ("projection_x_coordinate", "grid_longitude")
+
+
+def native_dims(da: xr.DataArray | xr.Dataset) -> tuple[str, str] | None:
+    """The native ``(y, x)`` dims of a projected or rotated-pole grid, else None.
+
+    An axis is recognised by its CF ``standard_name`` (``projection_y_coordinate``,
+    ``grid_latitude``, ...) or, for a grid that also carries 2-D latitude/longitude (as
+    :func:`esmscale.downscale` writes them), as one of the two 1-D dims those lie along.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("northing", "easting"),
+    ...                   coords={"northing": ("northing", [5e3, 0.0], {"units": "m"}),
+    ...                           "easting": ("easting", [0.0, 5e3, 1e4], {"units": "m"}),
+    ...                           "lat": (("northing", "easting"), np.zeros((2, 3)))})
+    >>> native_dims(da)
+    ('northing', 'easting')
+    """
+    found: dict[str, str] = {}
+    for name in da.dims:
+        c = da.coords.get(name)
+        std = c.attrs.get("standard_name") if c is not None else None
+        if std in _NATIVE_Y:
+            found.setdefault("y", str(name))
+        elif std in _NATIVE_X:
+            found.setdefault("x", str(name))
+    if len(found) == 2:
+        return found["y"], found["x"]
+    for lat in ("lat", "latitude"):
+        if lat in da.coords and da[lat].ndim == 2:
+            y, x = (str(d) for d in da[lat].dims)
+            return y, x
+    dims = [str(d) for d in da.dims if da.coords.get(d) is not None]
+    units = [str(da[d].attrs.get("units", "")) for d in dims]
+    proj = [d for d, u in zip(dims, units, strict=True) if u in _KM]
+    return (proj[-2], proj[-1]) if len(proj) >= 2 else None
+
+
+def axis_scale(da: xr.DataArray | xr.Dataset, name: str) -> float:
+    """Factor that turns coordinate ``name``'s values into degrees or kilometres."""
+    return _KM.get(str(da[name].attrs.get("units", "")), 1.0)
+
+
 def latlon_dims(da: xr.DataArray, what: str) -> tuple[str, str]:
-    """Names of the latitude and longitude dims of ``da`` (an error naming ``what`` if none)."""
+    """Names of the grid's ``(y, x)`` dims of ``da`` (an error naming ``what`` if none).
+
+    1-D latitude and longitude dims for a rectilinear grid; the native ``(y, x)`` dims of a
+    projected or rotated-pole grid (:func:`native_dims`), so that every metric works in the
+    grid's own cells.
+    """
     from esmscale.prepare.coords import find_latlon
 
     try:
         lat, lon = find_latlon(da)
     except EsmscaleError as err:
+        native = native_dims(da)
+        if native is not None:
+            return native
         raise EsmscaleError(f"{what}: {err}") from None
+    if da[lat].dims != (lat,) or da[lon].dims != (lon,):
+        native = native_dims(da)
+        if native is not None:
+            return native
     for name in (lat, lon):
         if da[name].dims != (name,):
             raise EsmscaleError(

@@ -1,6 +1,7 @@
 """Radially averaged power spectra of gridded fields and their errors (mask-aware).
 
-Wavenumbers are in cycles per degree, from the latitude/longitude steps, and the power is per
+Wavenumbers are in cycles per degree, from the latitude/longitude steps (cycles per km on a
+projected grid, from its native x/y steps), and the power is per
 unit area of wavenumber space (see :mod:`esmscale.spectra`), so that spectra of one region on
 different grids (e.g. a coarse ESM and the fine observations) lie on one curve at the scales
 both resolve.
@@ -14,6 +15,7 @@ import xarray as xr
 from esmscale.errors import EsmscaleError
 from esmscale.metrics.checks import (
     as_dataarray,
+    axis_scale,
     latlon_dims,
     spatial_whole,
 )
@@ -26,6 +28,9 @@ _UNIFORM_RTOL = 0.02  # Gaussian latitudes (e.g. NCEP's T62) are uniform to ~0.0
 
 def grid_spacing(da: xr.DataArray | xr.Dataset) -> tuple[float, float]:
     """Latitude and longitude steps ``(dlat, dlon)`` in degrees of a regular grid.
+
+    On a projected grid the steps are those of its native ``(y, x)`` axes in kilometres (in
+    degrees on a rotated-pole grid), so spectra are per kilometre there.
 
     Steps are rounded to 6 significant digits so that float32 coordinates and grids derived
     by block averaging give exactly the steps they were built with.
@@ -44,7 +49,7 @@ def grid_spacing(da: xr.DataArray | xr.Dataset) -> tuple[float, float]:
     """
     steps = []
     for name in latlon_dims(da, "grid"):  # type: ignore[arg-type]
-        c = np.asarray(da[name].values, dtype=np.float64)
+        c = np.asarray(da[name].values, dtype=np.float64) * axis_scale(da, name)
         if c.size < 2:
             raise EsmscaleError(f"coordinate {name!r} has {c.size} value; need 2 for a spacing.")
         step = abs(c[-1] - c[0]) / (c.size - 1)
