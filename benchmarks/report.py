@@ -15,6 +15,7 @@ from _report_sections import (
     visionkit_probes_section,
     visionkit_section,
 )
+from _report_spread import spread_section
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -377,6 +378,9 @@ def main() -> None:
             )
         lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
         lines.append("")
+    sp = _load("real_spread") or _load("real_spread_quick")
+    if sp:
+        lines += spread_section(sp, _env(sp))
     vk = _load("visionkit") or _load("visionkit_quick")
     if vk:
         lines += visionkit_section(vk, _env(vk))
