@@ -298,7 +298,30 @@ def calibrate_on_pairs(
             coarse, model, target=ref, members=max(members, 2), t_star=float(t), **downscale_kwargs
         )
         scores[float(t)] = float(fair_crps(_in_units_of(out, ref), ref))
-    return min(scores, key=lambda k: scores[k]), scores
+    best = min(scores, key=lambda k: scores[k])
+    _warn_at_edge(best, sorted(scores), "calibrate_on_pairs")
+    return best, scores
+
+
+def _warn_at_edge(best: float, grid: list[float], who: str) -> None:
+    """Warn when the chosen ``t`` is the first or last of a grid of 3 or more values: the
+    optimum may lie beyond it.
+    """
+    if len(grid) < 3 or grid[0] < best < grid[-1]:
+        return
+    import warnings
+
+    from esmscale.errors import EsmscaleWarning
+
+    low = best == grid[0]
+    wider = sorted({*grid, *((best / 4, best / 2) if low else (best * 1.5, best * 2))})
+    warnings.warn(
+        f"{who}: t*={best:g} is the {'lowest' if low else 'highest'} value of t_grid {grid}; "
+        f"the CRPS may fall further {'below' if low else 'above'} it. Run again with a wider "
+        f"grid, e.g. t_grid={tuple(round(t, 4) for t in wider)}.",
+        EsmscaleWarning,
+        stacklevel=3,
+    )
 
 
 def calibrate_spread(

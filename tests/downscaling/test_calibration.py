@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -90,9 +92,28 @@ def test_calibrate_on_pairs_picks_the_lowest_crps(tiny_train_config):
     pairs = obs.isel(time=slice(0, 4))
     coarse = synthetic_esm(pairs, smoothing=0.0, intensity_bias=1.0, drizzle=0.0)
     grid = (0.1, 0.5, 1.0)
-    t_star, scores = calibrate_on_pairs(
-        coarse, pairs, model, t_grid=grid, members=2, tile=16, halo=4
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t_star, scores = calibrate_on_pairs(
+            coarse, pairs, model, t_grid=grid, members=2, tile=16, halo=4
+        )
     assert list(scores) == list(grid)
     assert all(np.isfinite(v) for v in scores.values())
     assert t_star == min(scores, key=scores.get)
+    # a choice at either end of the grid is flagged, one inside it is not
+    edge = [w for w in caught if "value of t_grid" in str(w.message)]
+    assert len(edge) == (t_star in (grid[0], grid[-1]))
+
+
+def test_a_t_star_at_the_edge_of_the_grid_warns_with_a_wider_grid():
+    from esmscale.downscaling.calibration import _warn_at_edge
+    from esmscale.errors import EsmscaleWarning
+
+    with pytest.warns(EsmscaleWarning, match=r"lowest value .* t_grid=\(0\.025, 0\.05, 0\.1, 0\.4"):
+        _warn_at_edge(0.1, [0.1, 0.4, 0.8], "calibrate_on_pairs")
+    with pytest.warns(EsmscaleWarning, match=r"highest value .*1\.2, 1\.6\)"):
+        _warn_at_edge(0.8, [0.1, 0.4, 0.8], "calibrate_on_pairs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_at_edge(0.4, [0.1, 0.4, 0.8], "calibrate_on_pairs")
+        _warn_at_edge(0.1, [0.1, 0.4], "calibrate_on_pairs")  # two values: no interior
