@@ -183,7 +183,15 @@ def autocast(device: DeviceLike, precision: str = "fp32") -> Iterator[None]:
 
 
 def to_device(array: Any, device: torch.device) -> torch.Tensor:
-    """A host array (numpy or tensor) on ``device``, through pinned memory for CUDA."""
+    """A host array (numpy or tensor) on ``device``, through pinned memory for CUDA.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = to_device(np.arange(3, dtype="float32"), torch.device("cpu"))
+    >>> t, t.device
+    (tensor([0., 1., 2.]), device(type='cpu'))
+    """
     t = torch.as_tensor(array)
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)

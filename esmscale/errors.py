@@ -97,7 +97,23 @@ class MissingExtraError(EsmscaleError, ImportError):
 
 
 class EsmscaleWarning(UserWarning):
-    """Warning emitted by esmscale (an error in the package's own tests)."""
+    """Warning emitted by esmscale (an error in the package's own tests).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("chunks of 8 cells are below the halo; using 16", EsmscaleWarning)
+    >>> caught[0].category.__name__, issubclass(EsmscaleWarning, UserWarning)
+    ('EsmscaleWarning', True)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", EsmscaleWarning)  # as the test suite runs
+    ...     warnings.warn("a doubtful input", EsmscaleWarning)
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleWarning: a doubtful input
+    """
 
 
 class PhysicalCheckError(EsmscaleError):

@@ -611,9 +611,10 @@ def _catalog(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "_cmd_catalog",
         "build an intake-esm catalog from a folder of NetCDF/Zarr files",
         "Scan a folder for NetCDF and Zarr files, read their CMIP facets from the attributes "
-        "(falling back to the CMIP6, CMIP5 and CORDEX file-name conventions) and write an "
-        "intake-esm catalog (JSON + CSV). Files that cannot be read or classified are listed "
-        "with the reason; the scan goes on.",
+        "(falling back to the CMIP6, CMIP5 and CORDEX file-name conventions, then to the "
+        "free-text source/title attributes, which also name observation and reanalysis "
+        "products such as E-OBS or ERA5) and write an intake-esm catalog (JSON + CSV). Files "
+        "that cannot be read or classified are listed with the reason; the scan goes on.",
         """
   esmscale catalog build data -o data/catalog.json
   esmscale catalog build /archive/cmip6 -o cmip6.json

@@ -214,7 +214,16 @@ _SHIPPED: weakref.WeakKeyDictionary[Any, set[ModelRef]] = weakref.WeakKeyDiction
 
 
 def active_client() -> Client | None:
-    """The distributed ``Client`` that dask computes on now, or ``None`` (another scheduler)."""
+    """The distributed ``Client`` that dask computes on now, or ``None`` (another scheduler).
+
+    Examples
+    --------
+    >>> active_client() is None  # dask's default scheduler
+    True
+    >>> with Client(processes=False, n_workers=1, dashboard_address=None) as client:
+    ...     active_client() is client
+    True
+    """
     scheduler = dask.base.get_scheduler()
     client = getattr(scheduler, "__self__", None)
     return client if isinstance(client, Client) else None
@@ -228,6 +237,14 @@ class ModelPlugin(WorkerPlugin):
     (:func:`esmscale.io.model_cache.install_model`), with the sha256 checked. Tasks then find
     the model by its :class:`~esmscale.io.model_cache.ModelRef` without reading the original
     path, which need not exist on the workers.
+
+    Examples
+    --------
+    >>> from esmscale.io.model_cache import model_ref
+    >>> from esmscale.pretrained import load_model
+    >>> plugin = ModelPlugin.from_ref(model_ref(load_model("synthetic-pr-4x")))
+    >>> plugin.name, sorted(plugin.files)
+    ('esmscale-model-c4cb5f9f...', ['config.json', 'model.safetensors'])
     """
 
     idempotent = True
@@ -265,6 +282,11 @@ def tune_allocator() -> bool:
     system time (6-7 s against 0.3-1.5 s). This sets the mmap threshold to 64 MiB and the trim
     threshold to 128 MiB, which restores the speed; memory is still returned above that.
     Returns whether the settings were applied.
+
+    Examples
+    --------
+    >>> tune_allocator() or not sys.platform.startswith("linux")  # applied on Linux (glibc)
+    True
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -283,6 +305,17 @@ def ship_model(ref: ModelRef, client: Client | None = None) -> bool:
     already sent through this client, or when the checkpoint is too big to send: then the
     workers load ``ref.path`` themselves, once per process). The plugin also tunes each
     worker's allocator (:func:`tune_allocator`).
+
+    Examples
+    --------
+    >>> from esmscale.io.model_cache import model_ref
+    >>> from esmscale.pretrained import load_model
+    >>> ref = model_ref(load_model("synthetic-pr-4x"))
+    >>> ship_model(ref)  # no distributed client: nothing to send
+    False
+    >>> with Client(processes=False, n_workers=1, dashboard_address=None) as client:
+    ...     ship_model(ref, client), ship_model(ref, client)  # sent once per client
+    (True, False)
     """
     client = client if client is not None else active_client()
     if client is None:
@@ -305,6 +338,8 @@ def min_worker_memory(input_block_bytes: int, output_block_bytes: int, model_byt
     shipped bytes and the loaded weights) and, per task, the input block and the output block
     with room for the tile windows and a copy of each (4x their sum).
 
+    Examples
+    --------
     >>> min_worker_memory(2**20, 2**20) // 2**20
     608
     """
@@ -316,6 +351,17 @@ def check_worker_memory(client: Client, need: int, *, what: str = "one tile task
 
     A worker without a limit (0 or ``None``) passes. The error names the worker, its limit and
     the minimum, and says how to give more.
+
+    Examples
+    --------
+    >>> with Client(
+    ...     processes=False, n_workers=1, memory_limit="1GiB", dashboard_address=None
+    ... ) as client:
+    ...     check_worker_memory(client, 2**29)  # 512 MiB: passes
+    ...     check_worker_memory(client, 2**31)
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: worker inproc://... has a memory limit of 1.00 GiB, below ...
     """
     from dask.utils import format_bytes
 

@@ -113,6 +113,19 @@ def build_graph(
     the whole domain for its tile windows); its time chunks become the output's.
     ``resources`` (checked by :func:`check_resources`) annotates the tile tasks with the Dask
     worker resources each one takes.
+
+    Examples
+    --------
+    >>> from esmscale.downscaling.tiling import TileGrid
+    >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16), patch_size=8))
+    >>> spec = BlockSpec.for_model(m, TileGrid(16, 16, tile=8, halo=4), t_star=0.2)
+    >>> data = dsa.zeros((4, 16, 16), chunks=(2, 16, 16), dtype="float32")
+    >>> out = build_graph(data, spec, members=2, ych=(8, 8), xch=(16,))
+    >>> out.shape, out.numblocks  # (member, time chunk, y chunk, x chunk)
+    ((2, 4, 16, 16), (2, 2, 2, 1))
+    >>> out.compute().dtype
+    dtype('float32')
     """
     res = check_resources(resources)
     data = data.rechunk({1: -1, 2: -1})

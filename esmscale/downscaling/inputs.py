@@ -43,6 +43,17 @@ class PreparedInput:
         ``(y, x)`` dims, e.g. ``northing``/``easting`` on a projected grid).
     scale, offset
         ``model units = input units * scale + offset``.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16), factor=4))
+    >>> esm = synthetic_esm(synthetic_precip(16, 16, 3), factor=4)
+    >>> pr = (esm.pr / 86400).assign_attrs(units="kg m-2 s-1")  # a flux, as CMIP stores it
+    >>> prep = prepare_inputs(pr, m)
+    >>> prep.name, prep.tdim, prep.lat, prep.lon, round(prep.scale)
+    ('pr', 'time', 'lat', 'lon', 86400)
     """
 
     da: xr.DataArray
@@ -56,7 +67,25 @@ class PreparedInput:
 
 
 def as_xarray(obj: Any) -> xr.Dataset | xr.DataArray:
-    """``obj`` itself if it is xarray, the lazily opened store if it is a path."""
+    """``obj`` itself if it is xarray, the lazily opened store if it is a path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from esmscale.datasets import synthetic_precip
+    >>> ds = synthetic_precip(8, 8, 2)
+    >>> as_xarray(ds) is ds
+    True
+    >>> path = Path(tempfile.mkdtemp()) / "pr.nc"
+    >>> ds.to_netcdf(path)
+    >>> as_xarray(path).pr.shape
+    (2, 8, 8)
+    >>> as_xarray(ds.pr.values)
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: downscale(obj, model): obj is a ndarray; give an xarray ...
+    """
     if isinstance(obj, str | os.PathLike):
         return open_dataset(obj)
     if not isinstance(obj, xr.Dataset | xr.DataArray):
@@ -112,6 +141,16 @@ def prepare_inputs(
     ``bias`` holds the keyword arguments of :func:`esmscale.prepare.bias.bias_correct`
     (``bias_correction``, ``reference``, ``historical``); None or a None ``bias_correction``
     skips it.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16), factor=4))
+    >>> esm = synthetic_esm(synthetic_precip(16, 16, 3), factor=4)  # 4x4 cells, mm day-1
+    >>> prep = prepare_inputs(esm, m)  # onto the grid 4x finer, in the model's units
+    >>> prep.da.shape, prep.fine.shape, prep.fine.attrs["units"], (prep.scale, prep.offset)
+    ((3, 4, 4), (3, 16, 16), 'mm day-1', (1.0, 0.0))
     """
     tr = cm.config.transform
     da = select_variable(obj, variable)

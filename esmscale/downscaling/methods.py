@@ -45,17 +45,50 @@ METHODS: Registry[Method] = Registry("downscaling method")
 
 
 def register(name: str) -> Callable[[Method], Method]:
-    """Decorator adding a method to the registry under ``name`` (names are never reused)."""
+    """Decorator adding a method to the registry under ``name`` (names are never reused).
+
+    Examples
+    --------
+    >>> @register("bilinear-x2")
+    ... def doubled(obj, model=None, **kwargs):
+    ...     return get("bilinear")(obj, model, **kwargs) * 2
+    >>> "bilinear-x2" in available()
+    True
+    >>> register("cm")(doubled)
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: a downscaling method named 'cm' is already registered; ...
+    >>> _ = METHODS._unregister("bilinear-x2")  # leave the registry as it was
+    """
     return METHODS.register(name)
 
 
 def available() -> list[str]:
-    """Names of the registered methods."""
+    """Names of the registered methods.
+
+    Examples
+    --------
+    >>> "cm" in available(), "bilinear" in available()
+    (True, True)
+    """
     return METHODS.available()
 
 
 def get(name: str) -> Method:
-    """The method called ``name``; the error lists the known names."""
+    """The method called ``name``; the error lists the known names.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> esm = synthetic_esm(synthetic_precip(16, 16, 2), factor=4)
+    >>> out = get("bilinear")(esm, factor=4)  # an interpolation baseline needs no network
+    >>> out.pr.dims, out.pr.shape, out.pr.attrs["esmscale_method"]
+    (('member', 'time', 'lat', 'lon'), (1, 2, 16, 16), 'bilinear')
+    >>> get("nearest")
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: no downscaling method named 'nearest'; known downscaling ...
+    """
     return METHODS.get(name)
 
 

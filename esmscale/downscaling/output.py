@@ -53,7 +53,20 @@ def member_coord(members: int) -> xr.Variable:
 
 
 def output_attrs(da: xr.DataArray, model: ConsistencyModel, **provenance: Any) -> dict[str, Any]:
-    """CF attributes of the input plus esmscale provenance and a ``history`` line."""
+    """CF attributes of the input plus esmscale provenance and a ``history`` line.
+
+    Examples
+    --------
+    >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16)))
+    >>> da = xr.DataArray([1.0], dims="x", attrs={"units": "mm day-1", "history": "regridded"})
+    >>> attrs = output_attrs(da, m, t_star=0.2, members=4)
+    >>> attrs["units"], attrs["esmscale_model"], attrs["esmscale_t_star"]
+    ('mm day-1', 'esmscale-cm', 0.2)
+    >>> first, line = attrs["history"].splitlines()  # the input's history, then this run
+    >>> first, line.endswith("downscale(model='esmscale-cm', t_star=0.2, members=4)")
+    ('regridded', True)
+    """
     attrs = {k: v for k, v in da.attrs.items() if k not in ("history",)}
     attrs.setdefault("cell_methods", "time: mean")
     args = ", ".join(f"{k}={v}" for k, v in provenance.items())
@@ -76,7 +89,16 @@ def output_attrs(da: xr.DataArray, model: ConsistencyModel, **provenance: Any) -
 
 
 def bias_label(bias_correction: Any) -> str:
-    """Provenance label of a ``bias_correction`` argument."""
+    """Provenance label of a ``bias_correction`` argument.
+
+    A name is its own label; a trained :class:`~esmscale.prepare.bias.QDMCorrector` is
+    ``"qdm-mean"`` if it was trained with ``preserve_mean_change=True``, else ``"qdm"``.
+
+    Examples
+    --------
+    >>> bias_label(None), bias_label("qdm"), bias_label("qdm-mean")
+    ('none', 'qdm', 'qdm-mean')
+    """
     if bias_correction is None:
         return "none"
     if isinstance(bias_correction, str):
@@ -102,6 +124,22 @@ def wrap_output(
     cells), and clipped at 0 for non-negative variables (computed at once for in-memory input).
     On a rotated-pole or projected target the output keeps the 2-D ``lat``/``lon`` and the
     grid-mapping coordinate of ``inp.fine`` and its ``grid_mapping`` attribute.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_esm, synthetic_precip
+    >>> from esmscale.downscaling.arrays import fine_spec
+    >>> from esmscale.downscaling.inputs import prepare_inputs
+    >>> from esmscale.downscaling.kernel import sample_fine
+    >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16), factor=4))
+    >>> inp = prepare_inputs(synthetic_esm(synthetic_precip(16, 16, 2), factor=4), m)
+    >>> ens = sample_fine(fine_spec(m, (16, 16), t_star=0.2), inp.fine.values, members=3)
+    >>> out = wrap_output(dsa.from_array(ens), inp, m, {"t_star": 0.2, "members": 3})
+    >>> out.dims, out.shape, out.attrs["units"], out.attrs["esmscale_members"]
+    (('member', 'time', 'lat', 'lon'), (3, 2, 16, 16), 'mm day-1', 3)
+    >>> bool((out >= 0).all())  # precipitation is clipped at 0
+    True
     """
     da, fine, tdim = inp.da, inp.fine, inp.tdim
     out = (out - inp.offset) / inp.scale

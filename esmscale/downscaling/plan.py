@@ -33,7 +33,13 @@ MAX_WINDOW = 512
 
 
 def spacing(values: np.ndarray) -> float:
-    """Mean absolute spacing of 1-D coordinate values."""
+    """Mean absolute spacing of 1-D coordinate values.
+
+    Examples
+    --------
+    >>> spacing(np.array([40.0, 39.75, 39.5, 39.25]))  # descending latitudes
+    0.25
+    """
     return float(np.abs(np.diff(np.asarray(values, dtype=np.float64))).mean())
 
 
@@ -119,7 +125,19 @@ def plan_grid(
 
 
 def spatial_chunks(n: int, size: int | None, halo: int, dim: str) -> tuple[int, ...]:
-    """Output chunk sizes along a spatial dim of length ``n`` (at least ``halo`` each)."""
+    """Output chunk sizes along a spatial dim of length ``n`` (at least ``halo`` each).
+
+    Examples
+    --------
+    >>> spatial_chunks(100, None, 16, "lat"), spatial_chunks(100, 40, 16, "lat")
+    ((100,), (40, 40, 20))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     spatial_chunks(40, 8, 16, "lon")  # chunks below the halo are widened to it
+    (16, 16, 8)
+    >>> caught[0].category.__name__
+    'EsmscaleWarning'
+    """
     if size is None or size >= n:
         return (n,)
     if size < halo:

@@ -38,7 +38,13 @@ TRUNCATE = 4.0
 
 
 def reach(sigma: float) -> int:
-    """Cells on each side that a Gaussian of SD ``sigma`` cells reads (its radius)."""
+    """Cells on each side that a Gaussian of SD ``sigma`` cells reads (its radius).
+
+    Examples
+    --------
+    >>> reach(2.0), reach(0.5)  # TRUNCATE (4) standard deviations, rounded
+    (8, 2)
+    """
     return int(TRUNCATE * float(sigma) + 0.5)
 
 

@@ -142,6 +142,17 @@ class OpticalFlow(Forecaster):
         Frames used to estimate the motion (>= 2).
     backend
         ``"auto"`` (pysteps if installed, else OpenCV), ``"pysteps"`` or ``"opencv"``.
+
+    Examples
+    --------
+    A blob moving 2 cells a step to the east keeps moving east:
+
+    >>> y, x = np.mgrid[0:32, 0:32]
+    >>> blob = [np.exp(-((y - 16) ** 2 + (x - 10 - 2 * k) ** 2) / 20.0) for k in range(3)]
+    >>> history = np.stack(blob)[None, :, None]  # (batch, t_in, channel, y, x)
+    >>> out = OpticalFlow(t_in=3, backend="opencv").predict(history, lead=2)
+    >>> out.shape, [int(np.argmax(out[0, k, 0, 16])) for k in range(2)]  # x of the peak
+    ((1, 2, 1, 32, 32), [16, 18])
     """
 
     name = "optical_flow"

@@ -41,6 +41,24 @@ class Forecaster:
     ``predict(history, lead, target_times)`` takes ``(B, t_in, C, H, W)`` physical values (NaN
     allowed) and returns ``(B, lead, C, H, W)``; ``target_times`` (``(B, lead)``) are the valid
     times, used by methods such as climatology.
+
+    Examples
+    --------
+    A forecaster needs ``name``, ``t_in`` and ``predict``; ``_check`` validates the history:
+
+    >>> class LastFrameTimes(Forecaster):
+    ...     name, t_in = "last-frame-times", 1
+    ...     def __init__(self, factor):
+    ...         self.factor = factor
+    ...     def predict(self, history, lead, target_times=None):
+    ...         self._check(history, lead)
+    ...         return np.repeat(history[:, -1:] * self.factor, lead, axis=1)
+    >>> LastFrameTimes(2.0).predict(np.ones((1, 1, 1, 2, 2)), lead=3)[0, :, 0, 0, 0].tolist()
+    [2.0, 2.0, 2.0]
+    >>> LastFrameTimes(2.0).predict(np.ones((1, 2, 1, 2, 2)), lead=3)
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: last-frame-times: history must be (batch, 1, channel, y, x), ...
     """
 
     name: str = "forecaster"
@@ -77,6 +95,27 @@ class NeuralForecaster(Forecaster):
         Normalisation fitted on the training period.
     info
         Metadata kept with the model (variable, units, channel names, time step, history).
+
+    Examples
+    --------
+    An untrained FNO with a normalisation fitted on random fields, saved and loaded back:
+
+    >>> import tempfile
+    >>> from esmscale.models.fno import FNO2d, FNOConfig
+    >>> _ = torch.manual_seed(0)
+    >>> net = FNO2d(FNOConfig(t_in=2, t_out=1, width=8, modes=2, layers=1))
+    >>> values = np.random.default_rng(0).normal(280.0, 5.0, (10, 1, 8, 8))  # (time, C, y, x)
+    >>> model = NeuralForecaster(net, Normalisation.fit(values), {"variable": "tas"})
+    >>> model.name, model.t_in, model.channels
+    ('fno', 2, 1)
+    >>> history = values[None, :2]
+    >>> out = model.predict(history, lead=3)  # autoregressive beyond t_out=1
+    >>> out.shape, out.dtype
+    ((1, 3, 1, 8, 8), dtype('float32'))
+    >>> folder = model.save_pretrained(tempfile.mkdtemp())
+    >>> again = NeuralForecaster.from_pretrained(folder)
+    >>> again.info["variable"], bool(np.allclose(again.predict(history, lead=3), out))
+    ('tas', True)
     """
 
     def __init__(self, net: Any, norm: Normalisation, info: dict[str, Any] | None = None) -> None:

@@ -66,12 +66,43 @@ def load_forecaster(model: Forecaster | str | os.PathLike[str]) -> Forecaster:
 
 
 def forecaster_ref(model: NeuralForecaster) -> ForecasterRef:
-    """Reference for ``model``; an unsaved model is first written to a cache folder."""
+    """Reference for ``model``; an unsaved model is first written to a cache folder.
+
+    Examples
+    --------
+    >>> from esmscale.forecast.data import Normalisation
+    >>> from esmscale.models.fno import FNO2d, FNOConfig
+    >>> net = FNO2d(FNOConfig(t_in=2, t_out=1, width=8, modes=2, layers=1))
+    >>> model = NeuralForecaster(net, Normalisation((280.0,), (5.0,)))
+    >>> ref = forecaster_ref(model)  # saves the unsaved model once
+    >>> ref.sha256 == model.sha256, Path(ref.path, "model.safetensors").is_file()
+    (True, True)
+    """
     return model_ref(model)
 
 
 def cached_forecaster(ref: ForecasterRef) -> NeuralForecaster:
-    """The model for ``ref``, loaded at most once per process; the sha256 is checked."""
+    """The model for ``ref``, loaded at most once per process; the sha256 is checked.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from esmscale.forecast.data import Normalisation
+    >>> from esmscale.models.fno import FNO2d, FNOConfig
+    >>> net = FNO2d(FNOConfig(t_in=2, t_out=1, width=8, modes=2, layers=1))
+    >>> folder = NeuralForecaster(net, Normalisation((0.0,), (1.0,))).save_pretrained(
+    ...     tempfile.mkdtemp()
+    ... )
+    >>> sha = NeuralForecaster.from_pretrained(folder).sha256
+    >>> ref = ForecasterRef(str(folder), sha, NeuralForecaster)
+    >>> first = cached_forecaster(ref)
+    >>> cached_forecaster(ref) is first, LOAD_COUNT[ref]  # loaded once
+    (True, 1)
+    >>> cached_forecaster(ForecasterRef(str(folder), "0" * 64, NeuralForecaster))
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: checkpoint ... changed on disk (sha256 ... != 000...0); ...
+    """
     model: NeuralForecaster = cached_model(ref)
     return model
 

@@ -83,6 +83,18 @@ def choose_code_dim(
     -------
     code_dim, estimate, weights
         The dimension, the raw estimate, and the warmed-up encoder/decoder weights.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> data = rng.normal(size=(20, 1, 16, 16)).astype("float32")  # (frame, channel, y, x)
+    >>> cfg = ForecastConfig(
+    ...     model=PastNetConfig(hidden=8, res_layers=1), batch_size=4,
+    ...     id_warmup_steps=5, id_points=200, code_dim_range=(2, 16),
+    ... )
+    >>> dim, est, weights = choose_code_dim(data, np.ones_like(data), np.arange(20), cfg)
+    >>> dim == min(max(math.ceil(est), 2), 16), sorted({k.split(".")[0] for k in weights})
+    (True, ['decoder', 'encoder'])
     """
     mc = cfg.model_config
     assert isinstance(mc, PastNetConfig)

@@ -4,9 +4,16 @@ Each file is opened (metadata only) and classified by its CMIP facets: first fro
 attributes (CMIP6: ``source_id``, ``experiment_id``, ``variant_label``/``member_id``,
 ``table_id``, ``grid_label``...; CMIP5/CMIP3: ``project_id``, ``model_id``, ``realization``...;
 CORDEX: ``CORDEX_domain``, ``driving_model_id``...), then, for what is missing, from the
-CMIP6, CMIP5 and CORDEX file-name conventions. The time range comes from the time
-coordinate. A file that cannot be read, or that names no model (``source_id``) and experiment,
-is **reported** with the reason and left out of the catalog; the scan goes on.
+CMIP6, CMIP5 and CORDEX file-name conventions, then from the free-text ``source`` and
+``title`` attributes (:func:`facets_from_text`: ``"CMIP5 CNRM-CERFACS CNRM-CM5 historical
+r1i1p1 day"``, ``"EUR-44 ICHEC-EC-EARTH_historical_r1i1p1_RACMO22E_v1 day"``). Files of the
+gridded observation and reanalysis products of :data:`PRODUCTS` (E-OBS, ANUSPLIN, NCEP/NCAR
+Reanalysis 1, ERA5, ERA-Interim), named in those attributes, are catalogued with
+``activity_id`` ``"obs"`` or ``"reanalysis"`` and ``experiment_id`` ``"none"`` (no experiment
+applies). The time range comes from the time coordinate, and a missing ``frequency`` from its
+step (:func:`frequency_of`). A file that cannot be read, or that names no model or product
+(``source_id``) and no experiment, is **reported** with the reason and left out of the
+catalog; the scan goes on.
 
 Examples
 --------
@@ -39,7 +46,15 @@ import xarray as xr
 
 from esmscale.errors import EsmscaleError
 
-__all__ = ["FACETS", "CatalogBuild", "build_catalog", "classify"]
+__all__ = [
+    "FACETS",
+    "PRODUCTS",
+    "CatalogBuild",
+    "build_catalog",
+    "classify",
+    "facets_from_text",
+    "frequency_of",
+]
 
 #: Columns of the catalog, in order (``path`` and ``format`` follow).
 FACETS = (
@@ -84,6 +99,32 @@ _CMIP5_NAME = re.compile(
 _TABLE_FREQUENCY = {"day": "day", "Amon": "mon", "Omon": "mon", "Lmon": "mon", "3hr": "3hr",
                     "6hrLev": "6hr", "6hrPlev": "6hr", "fx": "fx", "Aday": "day"}  # fmt: skip
 _NOT_DATA = re.compile(r"(_bnds|_bounds|^time_vectors|^crs|^rotated_pole|^rotated_latitude_lon)")
+
+#: Gridded observation and reanalysis products recognised by name in a file's ``source`` or
+#: ``title`` attribute: ``(pattern, activity_id, source_id)``. Only when those attributes name
+#: no simulation (a CORDEX run "driven by ERA-Interim" stays a CORDEX run).
+PRODUCTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"(?<![\w-])E-OBS(?![\w-])"), "obs", "E-OBS"),
+    (re.compile(r"(?<![\w-])ANUSPLIN(?![\w-])"), "obs", "ANUSPLIN"),
+    (re.compile(r"NCEP/NCAR (?:Reanalysis 1|R1)(?![\w-])"), "reanalysis", "NCEP-NCAR-R1"),
+    (re.compile(r"(?<![\w-])ERA5(?![\w-])"), "reanalysis", "ERA5"),
+    (re.compile(r"(?<![\w-])ERA-Interim(?![\w-])"), "reanalysis", "ERA-Interim"),
+)
+#: ``experiment_id`` of observations and reanalyses (as CMIP6 writes ``sub_experiment_id``).
+NO_EXPERIMENT = "none"
+_EXPERIMENT = re.compile(
+    r"^(?:historical\w*|rcp\d{2}|ssp\d{3}\w*|piControl|amip\w*|abrupt-4xCO2|1pctCO2|evaluation"
+    r"|sres\w+)$"
+)
+_DOMAIN = re.compile(r"^[A-Z]{3}-\d{2,3}i?$")
+_MEMBER = re.compile(rf"^(?:{_MEMBER6}|{_MEMBER5})$")
+_MODEL = re.compile(r"^[A-Z0-9][A-Za-z0-9.+-]*$")
+_PROJECTS = {"CMIP3": "CMIP3", "CMIP5": "CMIP5", "CMIP6": "CMIP6", "CORDEX": "CORDEX",
+             "EURO-CORDEX": "CORDEX"}  # fmt: skip
+_FREQUENCIES = frozenset({"1hr", "3hr", "6hr", "day", "mon", "yr", "fx"})
+#: Time steps (days) of the frequencies :func:`frequency_of` names, with a tolerance each.
+_STEPS = (("1hr", 1 / 24, 0.01), ("3hr", 0.125, 0.01), ("6hr", 0.25, 0.01), ("day", 1.0, 0.01),
+          ("mon", 30.4, 3.0), ("yr", 365.2, 1.5))  # fmt: skip
 
 
 @dataclass
@@ -134,6 +175,12 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _one_word(value: Any) -> str | None:
+    """``value`` if it is a single word (``"ECMWF"``), else None (a sentence is no id)."""
+    text = _text(value)
+    return text if text and re.fullmatch(r"[A-Za-z][\w.&-]*", text) else None
+
+
 def _member5(attrs: dict[str, Any]) -> str | None:
     r = _text(attrs.get("realization"))
     if r is None:
@@ -162,7 +209,9 @@ def _from_attributes(attrs: dict[str, Any]) -> dict[str, str | None]:
     return {
         "project": project,
         "activity_id": _text(a.get("activity_id")),
-        "institution_id": _text(a.get("institution_id")) or _text(a.get("institute_id")),
+        "institution_id": _text(a.get("institution_id"))
+        or _text(a.get("institute_id"))
+        or _one_word(a.get("institution")),
         "source_id": _text(a.get("source_id")) or _text(a.get("model_id")),
         "driving_source_id": _text(a.get("driving_model_id")) or _text(a.get("driving_source_id")),
         "experiment_id": experiment,
@@ -184,8 +233,127 @@ def _from_name(stem: str) -> dict[str, str]:
     return {}
 
 
+def facets_from_text(text: str) -> dict[str, str]:
+    """Facets named in a free-text ``source`` or ``title`` attribute (empty: no simulation).
+
+    The text must name an experiment (``historical``, ``rcp85``, ``ssp585``, ``evaluation``,
+    ...). The word before it is the model (``source_id``); in a CMIP text the word between
+    the project (``CMIP5``) and the model is the institution. A CORDEX text (a domain such as
+    ``EUR-44``) in the CORDEX order ``DRIVING_experiment_member_RCM`` gives the driving model
+    and the regional model (``source_id``); a model in parentheses after the regional model
+    (``"RACMO22E (EC-EARTH) historical"``) is the driving model. A member
+    (``r1i1p1``) after the experiment and a frequency word (``day``, ``mon``) are kept.
+
+    Examples
+    --------
+    >>> f = facets_from_text("CMIP5 CNRM-CERFACS CNRM-CM5 historical r1i1p1 day")
+    >>> f["source_id"], f["institution_id"], f["experiment_id"], f["member_id"], f["frequency"]
+    ('CNRM-CM5', 'CNRM-CERFACS', 'historical', 'r1i1p1', 'day')
+    >>> f = facets_from_text("EUR-44 ICHEC-EC-EARTH_rcp85_r1i1p1_RACMO22E_v1 day")
+    >>> f["project"], f["domain"], f["driving_source_id"], f["source_id"], f["member_id"]
+    ('CORDEX', 'EUR-44', 'ICHEC-EC-EARTH', 'RACMO22E', 'r1i1p1')
+    >>> text = "EURO-CORDEX EUR-44 RACMO22E (EC-EARTH) historical daily mean temperature"
+    >>> facets_from_text(text)["source_id"], facets_from_text(text)["driving_source_id"]
+    ('RACMO22E', 'EC-EARTH')
+    >>> facets_from_text("E-OBS v14.0 (ECA&D)")  # names no simulation
+    {}
+    """
+    tokens = []  # (word, in parentheses)
+    for raw in re.split(r"[\s_]+", text):
+        word = raw.strip("()[],;:")
+        if word:
+            tokens.append((word, raw.startswith("(")))
+    plain = [(i, w) for i, (w, paren) in enumerate(tokens) if not paren]
+    words = [w for _, w in plain]
+    found: dict[str, str] = {}
+    project = next((_PROJECTS[w] for w in words if w in _PROJECTS), None)
+    domain = next((w for w in words if _DOMAIN.match(w)), None)
+    if domain:
+        project = project or "CORDEX"
+    if project:
+        found["project"] = project
+    if domain:
+        found["domain"] = domain
+    if project == "CORDEX":
+        found["activity_id"] = "CORDEX"
+    e = next((k for k, w in enumerate(words) if _EXPERIMENT.match(w)), None)
+    if e is None:
+        return {} if project is None else found
+    found["experiment_id"] = words[e]
+    before = words[e - 1] if e >= 1 else None
+    model = before if before and before not in _PROJECTS and not _DOMAIN.match(before) else None
+    model = model if model and _MODEL.match(model) else None
+    after = words[e + 1 :]
+    if after and _MEMBER.match(after[0]):
+        found["member_id"] = after[0]
+        rcm = after[1] if len(after) > 1 else None
+        if project == "CORDEX" and rcm and _MODEL.match(rcm) and rcm not in _FREQUENCIES:
+            found["source_id"] = rcm  # DRIVING_experiment_member_RCM_version
+            if model:
+                found["driving_source_id"] = model
+            model = None
+    if model:
+        found["source_id"] = model
+        m = plain[e - 1][0]  # the model's place among all tokens
+        if project == "CORDEX" and m + 1 < len(tokens) and tokens[m + 1][1]:
+            found["driving_source_id"] = tokens[m + 1][0]
+        cmip = project is not None and project != "CORDEX"
+        if cmip and e >= 3 and words[e - 3] in _PROJECTS and _MODEL.match(words[e - 2]):
+            found["institution_id"] = words[e - 2]
+    frequency = next((w for w in words if w in _FREQUENCIES), None)
+    if frequency:
+        found["frequency"] = frequency
+    return found
+
+
+def _product(texts: list[str]) -> dict[str, str]:
+    """``activity_id`` and ``source_id`` of an observation or reanalysis product, if named."""
+    for pattern, activity, source in PRODUCTS:
+        if any(pattern.search(t) for t in texts):
+            return {"activity_id": activity, "source_id": source, "experiment_id": NO_EXPERIMENT}
+    return {}
+
+
+def frequency_of(times: Any) -> str | None:
+    """``"1hr"``, ``"3hr"``, ``"6hr"``, ``"day"``, ``"mon"`` or ``"yr"`` from time values.
+
+    The most common step between increasing times decides (gaps such as the summers missing
+    from a winter-only record do not matter); None for fewer than two times, times out of
+    order (e.g. a climatology's) or another step.
+
+    Examples
+    --------
+    >>> winters = np.concatenate([np.arange("2000-01-01", "2000-03-01", dtype="datetime64[D]"),
+    ...                           np.arange("2000-12-01", "2001-03-01", dtype="datetime64[D]")])
+    >>> months = np.arange("2000-01", "2001-01", dtype="datetime64[M]")
+    >>> frequency_of(winters), frequency_of(months)
+    ('day', 'mon')
+    >>> frequency_of(winters[::-1]) is None
+    True
+    """
+    values = np.asarray(times)
+    if values.size < 2:
+        return None
+    if values.dtype.kind == "M":
+        values = values.astype("datetime64[ns]")
+        days = (values - values[0]) / np.timedelta64(1, "D")
+    elif values.dtype == object and hasattr(values.flat[0], "toordinal"):
+        try:
+            days = np.array([(v - values.flat[0]).total_seconds() / 86400 for v in values.flat])
+        except TypeError:
+            return None
+    else:
+        return None
+    steps = np.diff(days.astype(np.float64))
+    if not (steps > 0).all():
+        return None
+    rounded, counts = np.unique(np.round(steps, 3), return_counts=True)
+    step = float(rounded[np.argmax(counts)])
+    return next((name for name, days_, tol in _STEPS if abs(step - days_) <= tol), None)
+
+
 def classify(path: str | os.PathLike[str], attrs: dict[str, Any]) -> dict[str, str | None]:
-    """Facets of a file from its global attributes, completed from its name.
+    """Facets of a file from its global attributes, completed from its name, then its text.
 
     Examples
     --------
@@ -194,9 +362,21 @@ def classify(path: str | os.PathLike[str], attrs: dict[str, Any]) -> dict[str, s
     ('CORDEX', 'EUR-44', 'ICHEC-EC-EARTH', 'KNMI-RACMO22E', 'day')
     >>> classify("data.nc", {"mip_era": "CMIP6", "source_id": "CanESM5"})["source_id"]
     'CanESM5'
+    >>> obs = classify("EOBS_Iberia_pr.nc", {"source": "E-OBS v14.0 (ECA&D)"})
+    >>> obs["activity_id"], obs["source_id"], obs["experiment_id"]
+    ('obs', 'E-OBS', 'none')
     """
     facets = _from_attributes(attrs)
     for key, value in _from_name(Path(path).name.split(".")[0]).items():
+        if facets.get(key) is None:
+            facets[key] = value
+    texts = [str(attrs[k]) for k in ("source", "title") if _text(attrs.get(k))]
+    named: dict[str, str] = {}
+    for text in texts:
+        named = {**facets_from_text(text), **named}  # the first text wins
+    if facets.get("experiment_id") is None and named.get("experiment_id") is None:
+        named.update(_product(texts))
+    for key, value in named.items():
         if facets.get(key) is None:
             facets[key] = value
     if facets.get("frequency") is None and facets.get("table_id") in _TABLE_FREQUENCY:
@@ -295,6 +475,8 @@ def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]
                 facets = classify(path, dict(ds.attrs))
                 variables = _data_variables(ds)
                 start, end = _time_range(ds)
+                if facets.get("frequency") is None and "time" in ds.coords:
+                    facets["frequency"] = frequency_of(ds["time"].values)
         except Exception as err:
             skipped.append((rel, f"unreadable ({type(err).__name__}: {err})"))
             continue
@@ -304,8 +486,10 @@ def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]
                 (
                     rel,
                     (
-                        f"not classified: no {' or '.join(missing)} in its attributes, and its "
-                        "name follows no CMIP6, CMIP5 or CORDEX file-name convention"
+                        f"not classified: no {' or '.join(missing)} in its attributes (CMIP "
+                        "facets, or a model and experiment or a known observation/reanalysis "
+                        "product in 'source' or 'title'), and its name follows no CMIP6, CMIP5 "
+                        "or CORDEX file-name convention"
                     ),
                 )
             )

@@ -60,6 +60,26 @@ def plan_counts(
     the chunks already in the store (resume). Returns the lazy writes, the variables handled,
     and the numbers of chunks in all, skipped, and bytes to write. On a fresh write
     (``resume=False``) earlier counts are removed first.
+
+    Examples
+    --------
+    A clipped variable of two chunks, its metadata written (as ``write_zarr`` does first):
+
+    >>> import tempfile
+    >>> import dask
+    >>> from esmscale.io.stores import open_location
+    >>> from esmscale.prepare.clipping import attach_counts, clip_negative_lazy
+    >>> x = np.array([-1.0, 2.0, -3.0, 4.0], dtype="float32")
+    >>> data, counts = clip_negative_lazy(dsa.from_array(x, chunks=2))
+    >>> ds = attach_counts(xr.DataArray(data, dims="x", name="pr"), counts).to_dataset()
+    >>> path = open_location(f"{tempfile.mkdtemp()}/out.zarr")
+    >>> _ = ds.to_zarr(path.zarr_store(), compute=False, zarr_format=3, consolidated=False)
+    >>> writes, handled, n_total, n_skipped, n_bytes = plan_counts(path, ds, ["pr"], False, None)
+    >>> handled, n_total, n_skipped, n_bytes, len(writes)  # 2 chunks + 2 count rows
+    (['pr'], 2, 0, 16, 4)
+    >>> _ = dask.compute(*writes)
+    >>> zarr.open_group(path.zarr_store(), mode="r")[f"{GROUP}/pr"][:].tolist()
+    [[1, 2], [1, 2]]
     """
     if not resume:
         path.remove(GROUP)
@@ -103,7 +123,27 @@ def plan_counts(
 
 
 def seal_counts(path: Location, ds: xr.Dataset, names: list[str]) -> None:
-    """Set ``esmscale_clipped_fraction`` on each variable whose counts are all written."""
+    """Set ``esmscale_clipped_fraction`` on each variable whose counts are all written.
+
+    Examples
+    --------
+    After the writes of :func:`plan_counts` (here, two of four values clipped):
+
+    >>> import tempfile
+    >>> import dask
+    >>> from esmscale.io.stores import open_location
+    >>> from esmscale.prepare.clipping import attach_counts, clip_negative_lazy
+    >>> x = np.array([-1.0, 2.0, -3.0, 4.0], dtype="float32")
+    >>> data, counts = clip_negative_lazy(dsa.from_array(x, chunks=2))
+    >>> ds = attach_counts(xr.DataArray(data, dims="x", name="pr"), counts).to_dataset()
+    >>> path = open_location(f"{tempfile.mkdtemp()}/out.zarr")
+    >>> _ = ds.to_zarr(path.zarr_store(), compute=False, zarr_format=3, consolidated=False)
+    >>> writes, handled, n_total, n_skipped, n_bytes = plan_counts(path, ds, ["pr"], False, None)
+    >>> _ = dask.compute(*writes)
+    >>> seal_counts(path, ds, ["pr"])
+    >>> xr.open_zarr(path.zarr_store(), consolidated=False).pr.attrs
+    {'esmscale_clipped_fraction': 0.5}
+    """
     root = zarr.open_group(path.zarr_store(), mode="r+", zarr_format=3)
     if GROUP not in root:
         return

@@ -89,6 +89,20 @@ def tile_error(err: BaseException, ds: xr.Dataset, store: str) -> EsmscaleError 
     The message gives the tile's coordinates (not a Dask key), how many workers died running
     it, and how to go on: skip the tile (write the rest with a selection that leaves it out)
     or fix its input, then resume the store.
+
+    Examples
+    --------
+    >>> from distributed.scheduler import KilledWorker
+    >>> da = xr.DataArray(np.zeros((1, 4, 2, 2), "f4"), dims=("member", "time", "lat", "lon"),
+    ...     coords={"time": [0, 1, 2, 3], "lat": [40.0, 41.0], "lon": [-3.0, -2.0]}, name="pr")
+    >>> ds = da.chunk({"time": 2}).to_dataset()
+    >>> killed = KilledWorker(("esmscale-block-0a1b", 0, 1, 0, 0), "tcp://10.0.0.5:4000", 2)
+    >>> print(tile_error(killed, ds, "out.zarr"))  # doctest: +NORMALIZE_WHITESPACE
+    the tile at member 0, time 2 .. 3, lat 40.0 .. 41.0, lon -3.0 .. -2.0 killed 3 workers in a
+    row ... chunks already written are kept in 'out.zarr': then call write_zarr(..., resume=True)
+    with the same result.
+    >>> tile_error(MemoryError(), ds, "out.zarr") is None  # not a killed worker
+    True
     """
     if type(err).__name__ != "KilledWorker":
         return None

@@ -48,6 +48,28 @@ class RetryingTarget:
         Seconds before the second try, doubled for each further one.
     label
         What is written (e.g. the variable name), for the log and the final error.
+
+    Examples
+    --------
+    A store that fails once, then answers:
+
+    >>> import numpy as np
+    >>> class Flaky:
+    ...     def __init__(self, fails):
+    ...         self.data, self.fails = np.zeros(4), fails
+    ...     def __setitem__(self, key, value):
+    ...         if self.fails:
+    ...             self.fails -= 1
+    ...             raise TimeoutError("no answer")
+    ...         self.data[key] = value
+    >>> out = RetryingTarget(Flaky(fails=1), backoff=0.0, label="pr")
+    >>> out[0:2] = 5.0
+    >>> out.target.data.tolist(), RETRIES[-1]
+    ([5.0, 5.0, 0.0, 0.0], 'pr[0:2]: TimeoutError: no answer')
+    >>> RetryingTarget(Flaky(fails=9), attempts=2, backoff=0.0, label="pr")[2:4] = 1.0
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: writing pr[2:4] failed 2 times in a row (TimeoutError: ...
     """
 
     def __init__(

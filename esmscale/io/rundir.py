@@ -39,6 +39,22 @@ def claim_run_dir(
     ------
     EsmscaleError
         If ``out`` holds a run and neither flag is set (nothing is touched), or if both are set.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> entries = ["model", "training_state"]
+    >>> claim_run_dir(out, entries, resume=False, overwrite=False, what="model")  # empty: fine
+    >>> (out / "training_state").mkdir()
+    >>> _ = (out / "notes.txt").write_text("mine")
+    >>> claim_run_dir(out, entries, resume=False, overwrite=False, what="consistency model")
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: '...' already holds a partly trained consistency model ...
+    >>> claim_run_dir(out, entries, resume=False, overwrite=True, what="consistency model")
+    >>> sorted(p.name for p in out.iterdir())  # only the run's own entries were removed
+    ['notes.txt']
     """
     if resume and overwrite:
         raise EsmscaleError(

@@ -74,6 +74,22 @@ class ConfigMixin:
     ``to_dict`` is :func:`dataclasses.asdict`, ``from_dict`` is :func:`config_from_dict`
     (fields named in ``tuple_fields`` come back as tuples), ``replace`` is
     :func:`dataclasses.replace`.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class BoxConfig(ConfigMixin):
+    ...     tuple_fields = ("size",)
+    ...     size: tuple[int, ...] = (8, 8)
+    ...     name: str = "box"
+    >>> cfg = BoxConfig()
+    >>> cfg.to_dict()
+    {'size': (8, 8), 'name': 'box'}
+    >>> BoxConfig.from_dict({"size": [4, 2]})  # a JSON list comes back as a tuple
+    BoxConfig(size=(4, 2), name='box')
+    >>> cfg.replace(name="tiny"), cfg.name  # a copy: the config itself is frozen
+    (BoxConfig(size=(8, 8), name='tiny'), 'box')
     """
 
     tuple_fields: ClassVar[tuple[str, ...]] = ()
@@ -98,6 +114,27 @@ class PretrainedMixin:
     A subclass (also an :class:`torch.nn.Module`) sets ``config_class`` (a dataclass with
     ``to_dict``/``from_dict``) and takes the config as its only constructor argument.
     ``from_pretrained`` sets ``sha256`` (of the weights file) and ``source`` (its directory).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class TinyConfig(ConfigMixin):
+    ...     width: int = 3
+    >>> class Tiny(PretrainedMixin, nn.Module):
+    ...     config_class = TinyConfig
+    ...     def __init__(self, config):
+    ...         super().__init__()
+    ...         self.config = config
+    ...         self.layer = nn.Linear(config.width, 1)
+    >>> net = Tiny(TinyConfig(width=4))
+    >>> folder = net.save_pretrained(Path(tempfile.mkdtemp()) / "tiny")
+    >>> back = Tiny.from_pretrained(folder)
+    >>> back.config, back.num_parameters(), torch.equal(back.layer.weight, net.layer.weight)
+    (TinyConfig(width=4), 5, True)
+    >>> back.sha256 is not None, back.source == str(folder.resolve())
+    (True, True)
     """
 
     config_class: ClassVar[Any]

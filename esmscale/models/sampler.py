@@ -190,6 +190,21 @@ def consistency_sample(
     -------
     numpy.ndarray
         ``(n, H, W)`` float32 samples in the network's space.
+
+    Examples
+    --------
+    >>> from esmscale.models import ConsistencyConfig
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16))).eval()
+    >>> x = np.random.default_rng(0).normal(size=(3, 8, 8)).astype("float32")
+    >>> noise = np.stack([[field_noise(0, 0, t, (8, 8), step=s) for t in range(3)]
+    ...                   for s in range(2)])  # (steps, n, H, W)
+    >>> one = consistency_sample(m, x, 0.5, noise[:1])  # one network call
+    >>> two = consistency_sample(m, x, 0.5, noise)  # two
+    >>> one.shape, one.dtype, bool(np.array_equal(one, two))
+    ((3, 8, 8), dtype('float32'), False)
+    >>> near = consistency_sample(m, x, 0.0021, noise[:1])  # t* at the bottom of the range
+    >>> bool(np.allclose(near, x, atol=0.02))  # f(x, sigma_min) = x: little noise, kept
+    True
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     noise = np.asarray(noise, dtype=np.float32)
@@ -216,6 +231,19 @@ def ode_sample(
 
     The consistency function serves as the denoiser ``D(x, t)``; this is the many-step sampler
     used as the speed reference (one network call per step).
+
+    Examples
+    --------
+    >>> from esmscale.models import ConsistencyConfig
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16))).eval()
+    >>> x = np.random.default_rng(0).normal(size=(3, 8, 8)).astype("float32")
+    >>> calls = []
+    >>> hook = m.register_forward_hook(lambda *args: calls.append(1))
+    >>> noise = np.random.default_rng(1).standard_normal((1, 3, 8, 8))
+    >>> y = ode_sample(m, x, 0.5, noise, n_steps=4)
+    >>> y.shape, len(calls)  # 4 Euler steps, one batched network call each
+    ((3, 8, 8), 4)
+    >>> hook.remove()
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     noise = np.asarray(noise, dtype=np.float32)
@@ -244,6 +272,20 @@ def bridge_sample(
     score is ``(D(x, t) - x) / t^2`` and each step from ``t_i`` to ``t_{i+1} < t_i`` is
     ``x += (t_i^2 - t_{i+1}^2) score + sqrt(t_i^2 - t_{i+1}^2) z`` (Bischoff & Deck 2023, the
     paper's baseline with 500 steps), ending with a last denoising call.
+
+    Examples
+    --------
+    >>> from esmscale.models import ConsistencyConfig
+    >>> cfg = ConsistencyConfig(block_out_channels=(8, 16), objective="diffusion")
+    >>> denoiser = ConsistencyModel(cfg).eval()
+    >>> x = np.zeros((2, 8, 8), dtype="float32")
+    >>> noise = np.random.default_rng(0).standard_normal((4, 2, 8, 8))  # 3 steps + 1
+    >>> bridge_sample(denoiser, x, 0.5, noise).shape
+    (2, 8, 8)
+    >>> bridge_sample(denoiser, x, 0.5, noise[:1])
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: bridge_sample needs noise for at least one step ...
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     noise = np.asarray(noise, dtype=np.float32)
@@ -281,6 +323,20 @@ class Sampler:
         called, any model will do).
     extra_draws
         Noise draws needed beyond one per step (the bridge needs one more).
+
+    Examples
+    --------
+    >>> from esmscale.models import ConsistencyConfig
+    >>> bridge = SAMPLERS.get("bridge")
+    >>> bridge.draws(4), SAMPLERS.get("consistency").draws(4)
+    (5, 4)
+    >>> bridge.check_model(ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16))))
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: sampler='bridge' needs a model trained with objective=...
+    >>> mine = Sampler("halfway", lambda m, x, t, noise, **kw: x + 0.5 * t * noise[0], None)
+    >>> mine.run(None, np.zeros(2), 0.4, np.ones((1, 2)))
+    array([0.2, 0.2])
     """
 
     name: str
@@ -310,7 +366,16 @@ def noise_only_sample(
     *,
     batch_size: int = DEFAULT_BATCH,
 ) -> np.ndarray:
-    """The control: the input plus the noise at ``t_star``, without calling the network."""
+    """The control: the input plus the noise at ``t_star``, without calling the network.
+
+    Examples
+    --------
+    >>> x = np.ones((1, 2, 2), dtype="float32")
+    >>> noise = np.full((1, 1, 2, 2), 2.0)
+    >>> noise_only_sample(None, x, 0.25, noise)  # no model needed
+    array([[[1.5, 1.5],
+            [1.5, 1.5]]], dtype=float32)
+    """
     return np.asarray(x + t_star * np.asarray(noise)[0], dtype=np.float32)
 
 

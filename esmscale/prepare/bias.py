@@ -703,6 +703,26 @@ def bias_correct(
     (the same with ``preserve_mean_change=True``) or a trained :class:`QDMCorrector`. Used by
     :func:`esmscale.downscaling.pipeline.downscale` and the ``"qdm-bilinear"`` baseline so that
     both train and apply QDM the same way.
+
+    Examples
+    --------
+    A model 3 K too cold over the training period, then 2 K warmer: after QDM the run is
+    2 K warmer than the observations.
+
+    >>> t = xr.date_range("2000-01-01", periods=120, freq="D", use_cftime=True)
+    >>> def field(x):
+    ...     return xr.DataArray(np.repeat(x, 4).reshape(120, 2, 2), dims=("time", "lat", "lon"),
+    ...                         coords={"time": t, "lat": [40.0, 41.0], "lon": [0.0, 1.0]},
+    ...                         attrs={"units": "K"}, name="tas")
+    >>> x = np.linspace(270.0, 290.0, 120)  # observed mean: 280 K
+    >>> obs, hist, run = field(x), field(x - 3.0), field(x - 1.0)
+    >>> out = bias_correct(run, "qdm", units="degC", reference=obs, historical=hist)
+    >>> round(float(out.mean()), 2), out.attrs["units"]  # 282 K
+    (8.85, 'degC')
+    >>> bias_correct(run, "qdm", units="K")
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: bias_correction='qdm' needs reference= (observations on ...
     """
     from esmscale.prepare.inputs import select_variable
     from esmscale.prepare.regrid import regrid

@@ -164,7 +164,20 @@ def grid_spacing(da: xr.DataArray) -> float | None:
 
 
 def field_values(da: xr.DataArray, units: str) -> np.ndarray:
-    """Load ``da`` as float32 ``(time, y, x)`` in ``units`` (unit conversion checked)."""
+    """Load ``da`` as float32 ``(time, y, x)`` in ``units`` (unit conversion checked).
+
+    Examples
+    --------
+    >>> flux = xr.DataArray(np.full((2, 3), 1 / 86400), dims=("lat", "lon"), name="pr",
+    ...                     attrs={"units": "kg m-2 s-1"})
+    >>> out = field_values(flux, "mm day-1")  # one field gets a time axis
+    >>> out.shape, out.dtype, float(out[0, 0, 0])
+    ((1, 2, 3), dtype('float32'), 1.0)
+    >>> field_values(flux, "K")
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: variable 'pr': cannot convert precipitation units ...
+    """
     _spatial_dims(da)
     if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.complexfloating):
         raise EsmscaleError(

@@ -263,6 +263,24 @@ def check_values(
     ------
     PhysicalCheckError
         With ``check="raise"``, when values are physically impossible.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> values = np.array([[1.0, -5.0], [2.0, 3.0]])
+    >>> where = {"dims": ("lat", "lon"), "labels": {"lat": ["40N", "41N"], "lon": ["3W", "2W"]}}
+    >>> try:
+    ...     check_values(values, name="pr", attrs={"units": "mm day-1"}, **where)
+    ... except PhysicalCheckError as err:
+    ...     print(err)  # doctest: +NORMALIZE_WHITESPACE
+    variable 'pr': 1 of 4 values (25.0 %) are negative beyond the tolerance of -0.01 mm day-1
+    (minimum -5 mm day-1), the first at lat=40N, lon=2W; precipitation cannot be negative: ...
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_values(values, name="pr", attrs={"units": "mm day-1"}, check="warn")
+    >>> caught[0].category.__name__
+    'EsmscaleWarning'
+    >>> check_values(values, name="tas", attrs={"units": "degC"})  # -5 degC is fine
     """
     mode = validate_mode(check)
     if mode == "off":

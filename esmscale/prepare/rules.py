@@ -65,6 +65,18 @@ class Rule:
 
     ``lower``/``upper`` are None when there is no bound, or when the units are unknown or belong
     to another quantity (the unit conversion reports that later).
+
+    Examples
+    --------
+    >>> rule = Rule("temperature", "degC", lower=-123.15, upper=76.85)  # 150..350 K
+    >>> what, fix = rule.describe(-300.0, 20.0)
+    >>> what
+    'are outside the physical range -123.15..76.85 degC (150..350 K; minimum -300, maximum 20)'
+    >>> fix
+    'check the units attribute (K or degC) and fill values of the input'
+    >>> found = rule_for("tas", {"units": "degC"})  # how rules are usually made
+    >>> found.quantity, round(found.lower, 2), round(found.upper, 2)
+    ('temperature', -123.15, 76.85)
     """
 
     quantity: Literal["precipitation", "temperature"]

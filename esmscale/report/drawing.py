@@ -51,6 +51,31 @@ class FigureData:
         rank flatness, spread-skill, CRPS against t).
     coast
         Coastlines for the maps (:func:`esmscale.report.maps.resolve_coastlines`), or None.
+
+    Examples
+    --------
+    The scores of one single-member method (as :func:`esmscale.evaluate` computes them):
+
+    >>> import dask, tempfile
+    >>> from esmscale import metrics as M
+    >>> from esmscale.datasets import synthetic_precip
+    >>> from esmscale.report import scores as S
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr
+    >>> spec = S.ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> aligned = {"x1.1": M.align_to_obs((obs * 1.1).expand_dims(member=1), obs)}
+    >>> obs_values = dask.compute(S.obs_lazy(spec))[0]
+    >>> t = S.pick_map_time(spec, aligned)
+    >>> lazy = S.method_lazy(*aligned["x1.1"], spec, map_time=t, obs_values=obs_values)
+    >>> methods = {"x1.1": dask.compute(lazy)[0]}
+    >>> extra = dask.compute(S.extra_lazy(spec, aligned, obs_values, methods, t))[0]
+    >>> scores = S.Scores(obs_values, methods, extra, t)
+    >>> metrics = S.assemble(spec, scores)
+    >>> data = FigureData(Path(tempfile.mkdtemp()), obs, "time", scores, metrics)
+    >>> data.units, data.coast is None
+    ('mm day-1', True)
     """
 
     out_dir: Path
@@ -202,7 +227,42 @@ def _crps_vs_t(d: FigureData, done: Done) -> dict[str, list[str]]:
 
 
 def draw_figures(d: FigureData, done: Done) -> dict[str, list[str]]:
-    """Draw every figure; return section title -> file names relative to ``d.out_dir``."""
+    """Draw every figure; return section title -> file names relative to ``d.out_dir``.
+
+    Examples
+    --------
+    The scores of one single-member method (as :func:`esmscale.evaluate` computes them):
+
+    >>> import dask, tempfile
+    >>> from esmscale import metrics as M
+    >>> from esmscale.datasets import synthetic_precip
+    >>> from esmscale.report import scores as S
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr
+    >>> spec = S.ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> aligned = {"x1.1": M.align_to_obs((obs * 1.1).expand_dims(member=1), obs)}
+    >>> obs_values = dask.compute(S.obs_lazy(spec))[0]
+    >>> t = S.pick_map_time(spec, aligned)
+    >>> lazy = S.method_lazy(*aligned["x1.1"], spec, map_time=t, obs_values=obs_values)
+    >>> methods = {"x1.1": dask.compute(lazy)[0]}
+    >>> extra = dask.compute(S.extra_lazy(spec, aligned, obs_values, methods, t))[0]
+    >>> scores = S.Scores(obs_values, methods, extra, t)
+    >>> metrics = S.assemble(spec, scores)
+    >>> data = FigureData(Path(tempfile.mkdtemp()), obs, "time", scores, metrics)
+    >>> written = []
+    >>> figures = draw_figures(data, written.append)
+    >>> for section, files in figures.items():  # one member: no rank histograms, spread-skill
+    ...     print(f"{section}: {files}")
+    Maps: ['maps_x1.1.png']
+    Mean-bias maps: ['bias_maps.png']
+    Power spectra: ['psd.png']
+    Histograms: ['histograms.png']
+    Zonal-mean profiles: ['zonal_profiles.png']
+    >>> sorted(p.name for p in data.out_dir.iterdir()) == sorted(written)
+    True
+    """
     figures = {"Maps": _method_maps(d, done), "Mean-bias maps": _bias_maps(d, done)}
     figures["Power spectra"] = _psd(d, done)
     figures["Histograms"] = _histograms(d, done)

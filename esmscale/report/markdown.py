@@ -245,6 +245,34 @@ def write_report(
         The dict returned by :func:`esmscale.evaluate`.
     figures
         Section title -> PNG file names (relative to the report's folder).
+
+    Examples
+    --------
+    The metrics of one single-member method (as :func:`esmscale.evaluate` computes them):
+
+    >>> import dask, tempfile
+    >>> from esmscale import metrics as M
+    >>> from esmscale.datasets import synthetic_precip
+    >>> from esmscale.report import scores as S
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr
+    >>> spec = S.ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> aligned = {"x1.1": M.align_to_obs((obs * 1.1).expand_dims(member=1), obs)}
+    >>> obs_values = dask.compute(S.obs_lazy(spec))[0]
+    >>> t = S.pick_map_time(spec, aligned)
+    >>> lazy = S.method_lazy(*aligned["x1.1"], spec, map_time=t, obs_values=obs_values)
+    >>> methods = {"x1.1": dask.compute(lazy)[0]}
+    >>> extra = dask.compute(S.extra_lazy(spec, aligned, obs_values, methods, t))[0]
+    >>> scores = S.Scores(obs_values, methods, extra, t)
+    >>> metrics = S.assemble(spec, scores)
+    >>> path = write_report(Path(tempfile.mkdtemp()) / "report.md", metrics, {"Maps": ["m.png"]})
+    >>> text = path.read_text(encoding="utf-8")
+    >>> print(text.splitlines()[0])
+    # Evaluation of downscaled pr
+    >>> "| x1.1 | 1 |" in text, "![Maps](m.png)" in text
+    (True, True)
     """
     out = Path(path)
     units = metrics.get("units") or ""

@@ -58,6 +58,17 @@ class ScoreSpec:
         Wet-day threshold, quantile levels and number of histogram bins.
     curve
         CRPS against noise level from :func:`crps_curve`, or None.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_precip
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr  # (time, lat, lon), mm day-1
+    >>> spec = ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> spec.units, spec.obs.shape
+    ('mm day-1', (4, 16, 16))
     """
 
     obs: xr.DataArray
@@ -80,7 +91,30 @@ class ScoreSpec:
 
 @dataclass(frozen=True)
 class Scores:
-    """Computed (numpy-backed) values: observations, each method, histograms and extras."""
+    """Computed (numpy-backed) values: observations, each method, histograms and extras.
+
+    Examples
+    --------
+    What :func:`esmscale.evaluate` computes, one ``dask.compute`` per step:
+
+    >>> from esmscale.datasets import synthetic_precip
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr  # (time, lat, lon), mm day-1
+    >>> spec = ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> ens = xr.concat([obs * 0.9, obs * 1.1], dim="member")  # a two-member "method"
+    >>> aligned = {"toy": M.align_to_obs(ens, obs)}
+    >>> import dask
+    >>> obs_values = dask.compute(obs_lazy(spec))[0]
+    >>> map_time = pick_map_time(spec, aligned)
+    >>> lazy = method_lazy(*aligned["toy"], spec, map_time=map_time, obs_values=obs_values)
+    >>> methods = {"toy": dask.compute(lazy)[0]}
+    >>> extra = dask.compute(extra_lazy(spec, aligned, obs_values, methods, map_time))[0]
+    >>> scores = Scores(obs=obs_values, methods=methods, extra=extra, map_time=map_time)
+    >>> scores.methods["toy"]["members"], sorted(scores.extra["hists"])
+    (2, ['observed', 'toy'])
+    """
 
     obs: Mapping[str, Any]
     methods: Mapping[str, Mapping[str, Any]]
@@ -149,7 +183,24 @@ def crps_curve(crps_vs_t: Any) -> dict[str, Any] | None:
 
 
 def obs_lazy(spec: ScoreSpec) -> dict[str, Any]:
-    """Lazy statistics of the observations (``mask``: cells valid at every time)."""
+    """Lazy statistics of the observations (``mask``: cells valid at every time).
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_precip
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr  # (time, lat, lon), mm day-1
+    >>> spec = ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> lazy = obs_lazy(spec)
+    >>> sorted(lazy)
+    ['mask', 'max', 'mean', 'min', 'psd', 'quantiles', 'wet_day_fraction', 'zonal_mean']
+    >>> import dask
+    >>> values = dask.compute(lazy)[0]
+    >>> bool(np.isclose(values["mean"], obs.mean())), bool(values["mask"].all())
+    (True, True)
+    """
     o, tdim = spec.obs, spec.tdim
     mask = o.notnull().all(tdim) if tdim is not None else o.notnull()
     return {
@@ -165,7 +216,24 @@ def obs_lazy(spec: ScoreSpec) -> dict[str, Any]:
 
 
 def pick_map_time(spec: ScoreSpec, aligned: Aligned) -> Any:
-    """The wettest (largest spatial mean) observed time common to all methods, or None."""
+    """The wettest (largest spatial mean) observed time common to all methods, or None.
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_precip
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr  # (time, lat, lon), mm day-1
+    >>> spec = ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> ens = xr.concat([obs * 0.9, obs * 1.1], dim="member")  # a two-member "method"
+    >>> aligned = {"toy": M.align_to_obs(ens, obs)}
+    >>> wettest = obs.mean(("lat", "lon")).idxmax().values
+    >>> pick_map_time(spec, aligned) == wettest
+    True
+    >>> pick_map_time(spec, {"late": M.align_to_obs(ens.isel(time=[3]), obs)})  # shared times
+    Timestamp('2000-01-04 00:00:00')
+    """
     o, tdim = spec.obs, spec.tdim
     if tdim is None or tdim not in o.coords:
         return None
@@ -219,6 +287,27 @@ def method_lazy(
     """Lazy metrics of one method (``r``) against its observations ``o``, computed together.
 
     ``obs_values`` are the computed :func:`obs_lazy` (the observed PSD and the valid mask).
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_precip
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr  # (time, lat, lon), mm day-1
+    >>> spec = ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> ens = xr.concat([obs * 0.9, obs * 1.1], dim="member")  # a two-member "method"
+    >>> aligned = {"toy": M.align_to_obs(ens, obs)}
+    >>> import dask
+    >>> obs_values = dask.compute(obs_lazy(spec))[0]
+    >>> map_time = pick_map_time(spec, aligned)
+    >>> lazy = method_lazy(*aligned["toy"], spec, map_time=map_time, obs_values=obs_values)
+    >>> methods = {"toy": dask.compute(lazy)[0]}
+    >>> toy = methods["toy"]
+    >>> toy["members"], toy["n_times"], "crps" in toy  # two members: ensemble scores too
+    (2, 4, True)
+    >>> bool(np.isclose(toy["mae"], 0.1 * obs.mean()))  # members are 10 % off either way
+    True
     """
     members = int(r.sizes[M.MEMBER]) if M.MEMBER in r.dims else 1
     tdim = next((str(d) for d in o.dims[:-2]), None)
@@ -276,7 +365,27 @@ def extra_lazy(
     methods: Mapping[str, Mapping[str, Any]],
     map_time: Any,
 ) -> dict[str, Any]:
-    """Histograms on common bin edges, and the coarse input's PSD and map (if given)."""
+    """Histograms on common bin edges, and the coarse input's PSD and map (if given).
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_precip
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr  # (time, lat, lon), mm day-1
+    >>> spec = ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> ens = xr.concat([obs * 0.9, obs * 1.1], dim="member")  # a two-member "method"
+    >>> aligned = {"toy": M.align_to_obs(ens, obs)}
+    >>> import dask
+    >>> obs_values = dask.compute(obs_lazy(spec))[0]
+    >>> map_time = pick_map_time(spec, aligned)
+    >>> lazy = method_lazy(*aligned["toy"], spec, map_time=map_time, obs_values=obs_values)
+    >>> methods = {"toy": dask.compute(lazy)[0]}
+    >>> extra = dask.compute(extra_lazy(spec, aligned, obs_values, methods, map_time))[0]
+    >>> sorted(extra["hists"]), len(extra["hists"]["observed"])  # spec.bins bins
+    (['observed', 'toy'], 20)
+    """
     lo = min([float(obs_values["min"])] + [float(c["min"]) for c in methods.values()])
     hi = max([float(obs_values["max"])] + [float(c["max"]) for c in methods.values()])
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, spec.bins + 1)
@@ -350,7 +459,31 @@ def _spectra(scores: Scores) -> dict[str, dict[str, list[float]]]:
 
 
 def assemble(spec: ScoreSpec, scores: Scores) -> dict[str, Any]:
-    """The metrics dict of :func:`esmscale.evaluate` (without ``files``)."""
+    """The metrics dict of :func:`esmscale.evaluate` (without ``files``).
+
+    Examples
+    --------
+    >>> from esmscale.datasets import synthetic_precip
+    >>> obs = synthetic_precip(16, 16, 4, seed=1).pr  # (time, lat, lon), mm day-1
+    >>> spec = ScoreSpec(
+    ...     obs=obs, tdim="time", coarse=None, factor=None, k_star=0.0, k_source="given",
+    ...     k_star_per_degree=0.0, threshold=1.0, quantiles=(0.5, 0.99), bins=20, curve=None,
+    ... )
+    >>> ens = xr.concat([obs * 0.9, obs * 1.1], dim="member")  # a two-member "method"
+    >>> aligned = {"toy": M.align_to_obs(ens, obs)}
+    >>> import dask
+    >>> obs_values = dask.compute(obs_lazy(spec))[0]
+    >>> map_time = pick_map_time(spec, aligned)
+    >>> lazy = method_lazy(*aligned["toy"], spec, map_time=map_time, obs_values=obs_values)
+    >>> methods = {"toy": dask.compute(lazy)[0]}
+    >>> extra = dask.compute(extra_lazy(spec, aligned, obs_values, methods, map_time))[0]
+    >>> metrics = assemble(spec, Scores(obs_values, methods, extra, map_time))
+    >>> metrics["variable"], metrics["grid"], metrics["period"]["n_times"]
+    ('pr', {'ny': 16, 'nx': 16}, 4)
+    >>> toy = metrics["methods"]["toy"]
+    >>> toy["score_name"], sorted(toy["quantile_error"])
+    ('crps', ['0.5', '0.99'])
+    """
     o = spec.obs
     qkeys = [str(float(q)) for q in spec.quantiles]
     obs_wet = _scalar(scores.obs["wet_day_fraction"])

@@ -47,6 +47,52 @@ def test_attributes_names_and_bad_files(tmp_path, capsys):
     assert len(cat.to_dataset_dict(progressbar=False)) == 2
 
 
+def test_free_text_sources_observations_and_reanalyses(tmp_path):
+    """Files without CMIP facets, classified from their ``source``/``title`` (climate4r style).
+
+    A simulation named in free text (project, institution, model, experiment, member, CORDEX
+    driving and regional model), a gridded observation or reanalysis product (no experiment:
+    ``"none"``), the frequency from the time step; a text naming none of these is reported.
+    """
+    data = tmp_path / "data"
+    data.mkdir()
+    _write(data / "CMIP5_Iberia_pr.nc", attrs={
+        "source": "CMIP5 CNRM-CERFACS CNRM-CM5 historical r1i1p1 day"})  # fmt: skip
+    _write(data / "CMIP5_Iberia_tas_rcp85.nc", "tas", attrs={"source": "CMIP5 CNRM-CM5 rcp85"})
+    _write(data / "CORDEX_pr.nc", attrs={
+        "source": "EUR-44 ICHEC-EC-EARTH_historical_r1i1p1_RACMO22E_v1 day"})  # fmt: skip
+    title = "EURO-CORDEX EUR-44 RACMO22E (EC-EARTH) historical daily mean temperature"
+    _write(data / "CORDEX_tas.nc", "tas", attrs={"source": "EUR-44 RACMO22E historical",
+                                                 "title": title})  # fmt: skip
+    _write(data / "EOBS_pr.nc", attrs={"source": "E-OBS v14.0 (ECA&D)"})
+    _write(data / "NCEP_psl.nc", "psl", attrs={"source": "NCEP/NCAR Reanalysis 1 via UDG"})
+    _write(data / "ERA5_tas.nc", "tas", attrs={"title": "test data from ERA5",
+                                                "institution": "ECMWF"})  # fmt: skip
+    _write(data / "model.nc", attrs={"source": "my model, version 2", "title": "a run"})
+    build = build_catalog(data, tmp_path / "cat.json")
+    assert [path for path, _ in build.skipped] == ["model.nc"]
+    assert "not classified" in build.skipped[0][1]
+    cols = ["project", "activity_id", "institution_id", "source_id", "driving_source_id",
+            "experiment_id", "member_id", "frequency", "domain", "variable_id"]  # fmt: skip
+    rows = build.table.set_index("path")[cols]
+    u = "unknown"
+    expected = {
+        "CMIP5_Iberia_pr.nc": ["CMIP5", u, "CNRM-CERFACS", "CNRM-CM5", u, "historical", "r1i1p1",
+                               "day", u, "pr"],
+        "CMIP5_Iberia_tas_rcp85.nc": ["CMIP5", u, u, "CNRM-CM5", u, "rcp85", u, "day", u, "tas"],
+        "CORDEX_pr.nc": ["CORDEX", "CORDEX", u, "RACMO22E", "ICHEC-EC-EARTH", "historical",
+                         "r1i1p1", "day", "EUR-44", "pr"],
+        "CORDEX_tas.nc": ["CORDEX", "CORDEX", u, "RACMO22E", "EC-EARTH", "historical", u, "day",
+                          "EUR-44", "tas"],
+        "EOBS_pr.nc": [u, "obs", u, "E-OBS", u, "none", u, "day", u, "pr"],
+        "NCEP_psl.nc": [u, "reanalysis", u, "NCEP-NCAR-R1", u, "none", u, "day", u, "psl"],
+        "ERA5_tas.nc": [u, "reanalysis", "ECMWF", "ERA5", u, "none", u, "day", u, "tas"],
+    }  # fmt: skip
+    assert {path: rows.loc[path].tolist() for path in expected} == expected
+    cat = load_catalog(build.json_path, root=data)
+    assert len(cat.to_dataset_dict(progressbar=False)) == len(expected)
+
+
 def test_zarr_and_netcdf_assets_open_through_the_catalog(tmp_path):
     """A Zarr store is catalogued and opened by open_catalog_dataset, as a NetCDF file is."""
     from esmscale.io.catalog import open_catalog_dataset
@@ -96,11 +142,24 @@ def test_whole_shared_data_folder(tmp_path, capsys, monkeypatch):
     reported = {line.split(": ", 1)[0].strip().lstrip("- ") for line in printed.splitlines()}
     dropped = candidates - listed - reported
     assert not dropped, f"files neither catalogued nor reported: {sorted(dropped)}"
-    # CMIP5 and CMIP6 files are classified; the climate4r extracts (reanalysis, E-OBS, the
-    # CORDEX RCM) carry neither CMIP attributes nor CMIP/CORDEX file names: reported, with why
+    # CMIP5 and CMIP6 files are classified from their attributes and names; the climate4r
+    # extracts (CNRM-CM5, the CORDEX RCM, E-OBS, NCEP/NCAR R1) from their source/title texts
     projects = set(build_table["project"].astype(str))
-    assert {"CMIP5", "CMIP6"} <= projects, projects
-    assert "climate4r_iberia/CORDEX_Iberia_pr.nc: not classified" in printed
+    assert {"CMIP5", "CMIP6", "CORDEX"} <= projects, projects
+    iberia = build_table[build_table["folder"] == "climate4r_iberia"].set_index("path")
+    assert len(iberia) == 21, sorted(iberia.index)
+    by_source = iberia.groupby("source_id")["activity_id"].agg(set).to_dict()
+    assert by_source == {"CNRM-CM5": {"unknown"}, "RACMO22E": {"CORDEX"}, "E-OBS": {"obs"},
+                         "NCEP-NCAR-R1": {"reanalysis"}}, by_source  # fmt: skip
+    assert set(iberia["frequency"]) == {"day"}
+    cordex = iberia.loc["climate4r_iberia/CORDEX_Iberia_pr_rcp85.nc"]
+    assert [cordex["experiment_id"], cordex["driving_source_id"], cordex["domain"]] == [
+        "rcp85", "ICHEC-EC-EARTH", "EUR-44"]  # fmt: skip
+    # what names no model or product stays reported: the ERA-Interim and SPREAD extracts of
+    # synoptreg (no attributes saying so), AHCCD stations, the CMIP3 file (no model id)
+    for name in ("synoptreg_balearic/pcp_spread.nc", "synoptreg_balearic/mslp_ei.nc",
+                 "xclim_testdata/sdba/ahccd_1950-2013.nc"):  # fmt: skip
+        assert f"{name}: not classified" in printed, name
     cat = load_catalog(out, root=root)
     keys = list(cat.keys())
     coder = xr.coders.CFDatetimeCoder(use_cftime=True)
