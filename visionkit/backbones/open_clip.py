@@ -419,14 +419,16 @@ class OpenClipBackbone(DualEncoder):
 
     @staticmethod
     def _batch(p: torch.Tensor, batch: int, width: int, what: str) -> torch.Tensor:
-        if p.ndim == 2:
-            p = p.unsqueeze(0).expand(batch, -1, -1)
-        if p.ndim != 3 or p.shape[0] != batch or p.shape[2] != width:
+        if (
+            p.shape[-1:] != (width,)
+            or p.ndim not in (2, 3)
+            or (p.ndim == 3 and p.shape[0] != batch)
+        ):
             raise ValueError(
                 f"{what} have shape {tuple(p.shape)}; expected (P, {width}) or "
                 f"({batch}, P, {width})"
             )
-        return p
+        return p.unsqueeze(0).expand(batch, -1, -1) if p.ndim == 2 else p
 
     def encode_image(
         self,

@@ -85,7 +85,7 @@ def test_errors_say_what_to_fix(tmp_path):
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['image_path', 'caption'\]"):
         load_image_folder(root, 8, captions=bad)
     bad.write_text("image_path,caption\ncat/9.png,a cat\n")
-    with pytest.raises(ValueError, match="line 2: image 'cat/9.png' is not an image"):
+    with pytest.raises(ValueError, match=r"line 2: image 'cat/9\.png' is not an image"):
         load_image_folder(root, 8, captions=bad)
     bad.write_text("image_path,caption\ncat/0.png,\n")
     with pytest.raises(ValueError, match="line 2: the caption is empty"):
