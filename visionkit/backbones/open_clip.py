@@ -1,6 +1,6 @@
 """Optional ``open_clip`` backbone with the same prompt hooks as :class:`ClipBackbone`.
 
-``open_clip`` is an optional extra (``pip install "esmscale[open_clip]"``). The architecture comes
+``open_clip`` is an optional extra (``pip install "esmscale[open-clip]"``). The architecture comes
 from open_clip itself (a built-in model name such as ``"ViT-B-32"``, a local JSON config, or a
 config dictionary); weights are read only from a local ``.safetensors`` file given by the user.
 Nothing is downloaded and pickled checkpoints are refused (convert them once, see
@@ -35,7 +35,7 @@ from visionkit.backbones.base import (
 
 _INSTALL_HINT = (
     "open_clip is not installed; install the optional extra with "
-    '`pip install "esmscale[open_clip]"` (open_clip_torch and a torchvision built for your '
+    '`pip install "esmscale[open-clip]"` (open_clip_torch and a torchvision built for your '
     "torch), or use ClipBackbone"
 )
 

@@ -18,7 +18,7 @@ from visionkit._torchvision import prepare_torchvision
 prepare_torchvision()
 open_clip = pytest.importorskip(
     "open_clip",
-    reason="open_clip (optional extra `esmscale[open_clip]`) is not installed; .ci/run's "
+    reason="open_clip (optional extra `esmscale[open-clip]`) is not installed; .ci/run's "
     "open_clip step installs it and runs these tests",
 )
 
