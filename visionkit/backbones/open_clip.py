@@ -85,7 +85,14 @@ def _resolve_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         if not path.is_file():
             raise FileNotFoundError(f"OpenClipBackbone: config file {path} does not exist")
         loaded = json.loads(path.read_text(encoding="utf-8"))
-        return dict(loaded.get("model_cfg", loaded))  # open_clip_config.json nests it
+        if "model_cfg" not in loaded:
+            return dict(loaded)
+        # open_clip_config.json: {"model_cfg": ..., "preprocess_cfg": {"mean": ..., "std": ...}}
+        cfg = dict(loaded["model_cfg"])
+        pre = loaded.get("preprocess_cfg") or {}
+        if "mean" in pre and "std" in pre:
+            cfg["_image_mean"], cfg["_image_std"] = pre["mean"], pre["std"]
+        return cfg
     open_clip = _import_open_clip()
     found = open_clip.get_model_config(text)
     if found is None:
@@ -135,6 +142,16 @@ def _check_supported(cfg: dict[str, Any]) -> None:
         )
 
 
+def _normalisation(
+    cfg: dict[str, Any], mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[Sequence[float] | None, Sequence[float] | None]:
+    """Explicit mean/std first, then an ``open_clip_config.json``'s ``preprocess_cfg``."""
+    return (
+        mean if mean is not None else cfg.get("_image_mean"),
+        std if std is not None else cfg.get("_image_std"),
+    )
+
+
 def _build(cfg: dict[str, Any], seed: int | None) -> tuple[nn.Module, Any]:
     """The open_clip model (random weights) and its tokenizer."""
     open_clip = _import_open_clip()
@@ -142,10 +159,18 @@ def _build(cfg: dict[str, Any], seed: int | None) -> tuple[nn.Module, Any]:
     cfg = dict(cfg)
     custom_text = bool(cfg.pop("custom_text", False))
     cls = open_clip.model.CustomTextCLIP if custom_text else open_clip.model.CLIP
+    cfg.pop("_image_mean", None)
+    cfg.pop("_image_std", None)
     with torch.random.fork_rng():
         if seed is not None:
             torch.manual_seed(seed)
-        model = cls(**cfg)
+        try:
+            model = cls(**cfg)
+        except TypeError as err:
+            raise ValueError(
+                f"OpenClipBackbone: open_clip could not build {cls.__name__} from the config "
+                f"(keys {sorted(cfg)}): {err}"
+            ) from err
     model.eval()
     text_cfg = cfg["text_cfg"]
     tokenizer = open_clip.tokenizer.SimpleTokenizer(
@@ -211,7 +236,8 @@ class OpenClipBackbone(DualEncoder):
         Freeze every backbone parameter (default).
     image_mean, image_std : sequence of float, optional
         Per-channel normalisation applied to ``[0, 1]`` images inside :meth:`encode_image`
-        (default: OpenAI CLIP's, which most open_clip ViT weights use).
+        (default: OpenAI CLIP's, which most open_clip ViT weights use; ``from_config`` and
+        ``from_pretrained`` take them from an ``open_clip_config.json``'s ``preprocess_cfg``).
 
     Examples
     --------
@@ -328,8 +354,10 @@ class OpenClipBackbone(DualEncoder):
         seed : int, optional
             Seed of the random initialisation (``None``: the global generator).
         """
-        model, tokenizer = _build(_resolve_config(config), seed)
-        return cls(model, tokenizer, freeze=freeze, image_mean=image_mean, image_std=image_std)
+        cfg = _resolve_config(config)
+        mean, std = _normalisation(cfg, image_mean, image_std)
+        model, tokenizer = _build(cfg, seed)
+        return cls(model, tokenizer, freeze=freeze, image_mean=mean, image_std=std)
 
     @classmethod
     def from_pretrained(
@@ -361,6 +389,7 @@ class OpenClipBackbone(DualEncoder):
             architecture (the error names missing, unexpected and differently shaped tensors).
         """
         cfg = _resolve_config(config)
+        mean, std = _normalisation(cfg, image_mean, image_std)
         state = read_safetensors(weights)
         model, tokenizer = _build(cfg, seed=0)
         expected = model.state_dict()
@@ -391,7 +420,7 @@ class OpenClipBackbone(DualEncoder):
             )
         model.load_state_dict(state, strict=True)
         model.eval()
-        return cls(model, tokenizer, freeze=freeze, image_mean=image_mean, image_std=image_std)
+        return cls(model, tokenizer, freeze=freeze, image_mean=mean, image_std=std)
 
     # ------------------------------------------------------------------ encoders
     @property

@@ -117,6 +117,16 @@ def test_loads_local_safetensors_and_json_config(tmp_path):
     save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, str(weights))
     config_file = tmp_path / "open_clip_config.json"
     config_file.write_text(json.dumps({"model_cfg": SMALL}))  # open_clip's own layout
+    with_pre = tmp_path / "with_preprocess.json"
+    pre = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    with_pre.write_text(json.dumps({"model_cfg": SMALL, "preprocess_cfg": pre}))
+    assert (
+        OpenClipBackbone.from_pretrained(with_pre, weights).image_std.flatten().tolist()
+        == [0.25] * 3
+    )
+    assert OpenClipBackbone.from_config(SMALL).image_std.flatten()[0] == pytest.approx(0.26862954)
+    with pytest.raises(ValueError, match="open_clip could not build CLIP from the config"):
+        OpenClipBackbone.from_config({**SMALL, "colour": "blue"})
     images = torch.rand(2, 3, 32, 32)
     for config in (SMALL, config_file, str(config_file)):
         loaded = OpenClipBackbone.from_pretrained(config, weights)
