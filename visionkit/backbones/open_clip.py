@@ -181,7 +181,11 @@ def _build(cfg: dict[str, Any], seed: int | None) -> tuple[nn.Module, Any]:
 
 
 def _is_pickle(path: Path) -> bool:
-    """``torch.save`` zip archives start with ``PK``, bare pickles with the PROTO opcode."""
+    """``torch.save`` zip archives start with ``PK``, bare pickles with the PROTO opcode.
+
+    Only asked after safetensors failed to read the file: a safetensors header length can start
+    with the same bytes.
+    """
     with path.open("rb") as f:
         head = f.read(4)
     return head.startswith((b"PK\x03\x04", b"\x80"))
@@ -208,15 +212,16 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
             "weights yourself (open_clip_model.safetensors on the model's Hugging Face page) and "
             "pass the file's path"
         )
-    if _is_pickle(file):
-        raise ValueError(
-            f"{file} is a pickled PyTorch checkpoint; visionkit never unpickles files (a pickle "
-            "can run arbitrary code). If you trust it, "
-            + _CONVERT_HINT.format(path=file, stem=file.with_suffix(""))
-        )
     try:
+        # safetensors only parses a JSON header and copies raw tensor bytes: nothing is executed
         return load_file(str(file))
     except Exception as err:  # safetensors raises its own error types
+        if _is_pickle(file):
+            raise ValueError(
+                f"{file} is a pickled PyTorch checkpoint; visionkit never unpickles files (a "
+                "pickle can run arbitrary code). If you trust it, "
+                + _CONVERT_HINT.format(path=file, stem=file.with_suffix(""))
+            ) from None
         raise ValueError(
             f"{file} is not a readable safetensors file ({type(err).__name__}: {err}); pass the "
             "open_clip weights in safetensors format"

@@ -171,6 +171,14 @@ def test_weights_file_errors(tmp_path):
         assert "never unpickles" in str(err.value)
         assert "save_file(" in str(err.value)
         assert "weights_only=True" in str(err.value)
+    # a valid safetensors file whose first byte is 0x80 (like a pickle's) is still read
+    header_128 = tmp_path / "first_byte_0x80.safetensors"
+    for pad in range(300):
+        save_file({"x" * (pad + 1): torch.zeros(1)}, str(header_128))
+        if header_128.read_bytes()[:1] == b"\x80":
+            break
+    assert header_128.read_bytes()[:1] == b"\x80"
+    assert list(read_safetensors(header_128)) == ["x" * (pad + 1)]
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
