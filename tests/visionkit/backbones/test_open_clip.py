@@ -248,7 +248,8 @@ def folder(tmp_path):
     return tmp_path
 
 
-def test_every_method_runs_on_open_clip_and_an_image_folder(folder):
+def test_every_method_runs_on_open_clip_and_an_image_folder(folder, tmp_path):
+    from visionkit.checkpoint import load_method, save_method
     from visionkit.datasets import load_image_folder
     from visionkit.methods import (
         TPT,
@@ -256,6 +257,8 @@ def test_every_method_runs_on_open_clip_and_an_image_folder(folder):
         DeepPromptTuning,
         InvariantTTA,
         InvariantTTAConfig,
+        LateFusion,
+        LateFusionConfig,
         MoPE,
         MoPEConfig,
         PromptTuningConfig,
@@ -272,10 +275,12 @@ def test_every_method_runs_on_open_clip_and_an_image_folder(folder):
     frozen = {k: v.clone() for k, v in bb.state_dict().items()}
     train = TrainConfig(steps=2, batch_size=4, lr=1e-2, warmup=0)
 
-    # MoPE and deep prompt tuning: image-caption classification into the folder's classes
+    # MoPE, deep prompt tuning, late fusion: image-caption classification into the classes
+    n_classes = len(data.class_names)
     for model in (
-        MoPE(bb, MoPEConfig(num_classes=len(data.class_names), num_experts=2, router_dim=4)),
-        DeepPromptTuning(bb, PromptTuningConfig(num_classes=len(data.class_names))),
+        MoPE(bb, MoPEConfig(num_classes=n_classes, num_experts=2, router_dim=4)),
+        DeepPromptTuning(bb, PromptTuningConfig(num_classes=n_classes)),
+        LateFusion(bb, LateFusionConfig(num_classes=n_classes, hidden=8)),
     ):
         before = {k: v.clone() for k, v in model.trainable_state_dict().items()}
 
@@ -290,7 +295,12 @@ def test_every_method_runs_on_open_clip_and_an_image_folder(folder):
         assert any(not torch.equal(before[k], after[k]) for k in before)
         model.eval()
         with torch.no_grad():
-            assert model.predict(data.images, ids).shape == (len(data), len(data.class_names))
+            logits = model.predict(data.images, ids)
+            assert logits.shape == (len(data), n_classes)
+            # saved without the backbone, reloaded onto it
+            reloaded = load_method(save_method(model, tmp_path / model.name), bb)
+            reloaded.eval()
+            assert torch.allclose(reloaded.predict(data.images, ids), logits)
     assert all(torch.equal(frozen[k], v) for k, v in bb.state_dict().items())
 
     # test-time adaptation with the class names as prompts (invariant TTA uses the masks)
