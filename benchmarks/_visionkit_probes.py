@@ -47,25 +47,26 @@ from visionkit.metrics import accuracy, retrieval_metrics, worst_group_accuracy
 from visionkit.training import TrainConfig, fit, pretrain_contrastive
 
 PROBE_SETTINGS: dict[str, dict[str, Any]] = {
+    # two strengths (the MoPE probe reuses the 0.25 backbone), small sizes: a path check
     "quick": {
-        "strengths": [0.25, 0.5, 0.8, 0.95],
-        "pretrain_steps": 200,
+        "strengths": [0.25, 0.95],
+        "pretrain_steps": 120,
         "pretrain_batch": 64,
-        "num_shapes": 2000,
-        "persons_pretrain_steps": 150,
+        "num_shapes": 1000,
+        "persons_pretrain_steps": 100,
         "persons_num_shapes": 500,
-        "num_persons": 100,
+        "num_persons": 60,
         "mope_strength": 0.25,
         "tta_per_group": 1,
         "tpt_views": 16,
         "mope_sizes": [100, 1000],
-        "mope_steps": 30,
+        "mope_steps": 20,
         "mope_batch": 32,
         "mope_test": 200,
         "mope_noise": [0.0, 0.5],
         "uit_ids": 20,
         "uit_images": 4,
-        "uit_steps": 15,
+        "uit_steps": 10,
         "uit_test_ids": 40,
         "caption_noise": 0.15,
         "caption_partial": 0.5,
@@ -191,15 +192,24 @@ def background_shortcut_rate(backbone: ClipBackbone, data: Any) -> float:
     return float((pred == data.backgrounds).float().mean())
 
 
-def _cached(path: Path | None, build: Callable[[], ClipBackbone]) -> ClipBackbone:
+#: Backbones pre-trained in this process, by cache key (used when the disk cache is off too).
+_BUILT: dict[str, ClipBackbone] = {}
+
+
+def _cached(cache: Path | None, key: str, build: Callable[[], ClipBackbone]) -> ClipBackbone:
+    if key in _BUILT:
+        return copy.deepcopy(_BUILT[key])  # a fresh copy, as a load from disk would be
+    path = None if cache is None else cache / key
     if path is not None and (path / "config.json").exists():
         log(f"loading backbone {path}")
         return ClipBackbone.from_pretrained(path)
     start = time.perf_counter()
-    backbone = build()
-    log(f"pre-trained {path.name if path else 'backbone'} in {time.perf_counter() - start:.0f} s")
+    with torch.enable_grad():  # callers may run under no_grad (tta_diagnostics)
+        backbone = build()
+    log(f"pre-trained {key} in {time.perf_counter() - start:.0f} s")
     if path is not None:
         backbone.save_pretrained(path)
+    _BUILT[key] = copy.deepcopy(backbone)
     return backbone
 
 
@@ -215,7 +225,9 @@ def shapes_backbone(strength: float, cfg: dict[str, Any], cache: Path | None) ->
         pretrain_contrastive(bb, data.images, bb.tokenize(list(data.captions)), train)
         return bb
 
-    return _cached(None if cache is None else cache / f"shapes-{strength:g}", build)
+    # the settings are part of the name: a cache built with other sizes is not reused
+    key = f"shapes-{strength:g}-{cfg['pretrain_steps']}x{cfg['pretrain_batch']}-{cfg['num_shapes']}"
+    return _cached(cache, key, build)
 
 
 def persons_backbone(cfg: dict[str, Any], cache: Path | None) -> ClipBackbone:
@@ -232,7 +244,11 @@ def persons_backbone(cfg: dict[str, Any], cache: Path | None) -> ClipBackbone:
             seed=0,
         )
 
-    return _cached(None if cache is None else cache / "persons", build)
+    key = (
+        f"persons-{cfg['persons_pretrain_steps']}x{cfg['pretrain_batch']}"
+        f"-{cfg['persons_num_shapes']}-{cfg['num_persons']}"
+    )
+    return _cached(cache, key, build)
 
 
 @torch.no_grad()

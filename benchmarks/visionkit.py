@@ -11,19 +11,20 @@
 4. Text-to-person retrieval on unseen identities: CLIP contrastive fine-tuning (baseline), then the
    UIT losses added one at a time (SDM, +ID, +triplet, +restoration, +caption augmentation).
 
-Every number is mean +- std over ``--seeds`` seeds (method initialisation, batch order, test data);
-the backbone is pre-trained once (seed 0).
+Every number is mean +- std over ``--seeds`` seeds (default 3, 2 with --quick; method
+initialisation, batch order, test data); the backbone is pre-trained once (seed 0).
 
 5. Probes (issue 17, ``benchmarks/_visionkit_probes.py``): settings where each method's mechanism
-   should matter, each with a control, over ``--probe-seeds`` seeds (default 5): a shortcut-strength
-   sweep for invariant TTA, a complementary-modality task with test-time modality dropout and
-   100 / 1,000 / all training pairs for MoPE, and noisy/partial captions, a small fine-tuning set
-   and an unseen-attribute split for UIT. JSON keys ``seeds`` (the probes' seeds), ``tta_sweep``,
-   ``mope_sweep``, ``uit_noisy`` (and ``uit_probe`` with every split), ``verdicts``.
+   should matter, each with a control, over ``--probe-seeds`` seeds (default 5, 2 with --quick):
+   a shortcut-strength sweep for invariant TTA, a complementary-modality task with test-time
+   modality dropout and 100 / 1,000 / all training pairs for MoPE, and noisy/partial captions, a
+   small fine-tuning set and an unseen-attribute split for UIT. JSON keys ``seeds`` (the probes'
+   seeds), ``tta_sweep``, ``mope_sweep``, ``uit_noisy`` (and ``uit_probe`` with every split),
+   ``verdicts``.
 
 Usage::
 
-    python benchmarks/visionkit.py --quick          # same paths, small sizes (4 + 5 min, idle)
+    python benchmarks/visionkit.py --quick          # same paths, small sizes, 2 seeds (< 5 min)
     python benchmarks/visionkit.py                  # full run (24 min + probes 29 min, loaded)
     python benchmarks/visionkit.py --backbone runs/visionkit/tiny-clip
     python benchmarks/visionkit.py --only probes    # probes only, merged into the existing JSON
@@ -61,18 +62,20 @@ from _common import RESULTS, write_results  # noqa: E402
 from _visionkit_probes import UIT_LOSS_SETS, run_probes, verdicts  # noqa: E402
 
 SETTINGS: dict[str, dict[str, Any]] = {
+    # --quick checks that every path runs (under 5 min on 2 cores, with 2 seeds and 2 probe seeds):
+    # its numbers are not evidence.
     "quick": {
-        "pretrain_steps": 900,
-        "num_shapes": 4000,
-        "num_persons": 200,
-        "cls_steps": 120,
-        "cls_examples": 2000,
-        "cls_test": 600,
-        "tta_test": 256,
+        "pretrain_steps": 300,
+        "num_shapes": 2000,
+        "num_persons": 100,
+        "cls_steps": 40,
+        "cls_examples": 1000,
+        "cls_test": 300,
+        "tta_test": 64,
         "tpt_views": 16,
-        "uit_steps": 60,
-        "uit_examples": 800,
-        "uit_test_ids": 250,
+        "uit_steps": 20,
+        "uit_examples": 400,
+        "uit_test_ids": 100,
     },
     "full": {
         "pretrain_steps": 3000,
@@ -197,9 +200,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, same code paths")
     parser.add_argument("--backbone", help="pre-trained backbone directory (skip pre-training)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds per method (default 3, --quick 2)"
+    )
     parser.add_argument("--save-backbone", help="also save the pre-trained backbone here")
-    parser.add_argument("--probe-seeds", type=int, default=5, help="seeds per probe (default 5)")
+    parser.add_argument(
+        "--probe-seeds", type=int, default=None, help="seeds per probe (default 5, --quick 2)"
+    )
     parser.add_argument(
         "--probe-cache",
         default=str(_HERE.parent / "runs" / "visionkit" / "probe-backbones"),
@@ -215,6 +222,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.seeds is None:
+        args.seeds = 2 if args.quick else 3
+    if args.probe_seeds is None:
+        args.probe_seeds = 2 if args.quick else 5
     probe_seeds = list(range(args.probe_seeds))
     if args.only in ("probes", "tta", "tta_diag", "mope", "mope_diag", "uit"):
         run_probes_only(args.quick, probe_seeds, args.only, args.probe_cache or None)

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from visionkit._torchvision import prepare_torchvision
 from visionkit.backbones.base import (
     DualEncoder,
     PromptMode,
@@ -106,6 +107,7 @@ class TinyClipConfig:
 
     def to_clip_config(self) -> Any:
         """The equivalent ``transformers.CLIPConfig``."""
+        prepare_torchvision()
         from transformers import CLIPConfig
 
         tok = WordTokenizer
@@ -136,6 +138,7 @@ class TinyClipConfig:
 
 
 def _check_transformers() -> None:
+    prepare_torchvision()
     import transformers
 
     major = int(transformers.__version__.split(".")[0])
@@ -240,6 +243,7 @@ class ClipBackbone(DualEncoder):
         freeze: bool = True,
     ) -> ClipBackbone:
         """Build a randomly initialised model from a :class:`TinyClipConfig` or ``CLIPConfig``."""
+        prepare_torchvision()
         from transformers import CLIPConfig, CLIPModel
 
         config = TinyClipConfig() if config is None else config
@@ -275,6 +279,7 @@ class ClipBackbone(DualEncoder):
         Only local files are read (no hub access). The weights must match ``config.json``
         exactly: missing, unexpected or differently shaped tensors raise an error naming them.
         """
+        prepare_torchvision()
         from transformers import CLIPConfig, CLIPModel
 
         path = Path(directory)

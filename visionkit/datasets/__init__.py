@@ -1,5 +1,6 @@
-"""Synthetic datasets generated in code (seeded, fast, small images)."""
+"""Synthetic datasets generated in code (seeded, fast, small images), and real image folders."""
 
+from visionkit.datasets.folder import FolderData, load_image_folder
 from visionkit.datasets.persons import PersonsData, identity_attributes, make_persons
 from visionkit.datasets.shapes import (
     BACKGROUNDS,
@@ -17,10 +18,12 @@ __all__ = [
     "ENTAILMENT_LABELS",
     "SHAPES",
     "EntailmentData",
+    "FolderData",
     "PersonsData",
     "ShapesData",
     "home_background",
     "identity_attributes",
+    "load_image_folder",
     "make_persons",
     "make_shape_entailment",
     "make_shapes",
