@@ -49,6 +49,7 @@ __all__ = [
     "check_worker_memory",
     "compute_on",
     "min_worker_memory",
+    "network_activation_bytes",
     "open_engine",
     "resource_table",
     "ship_model",
@@ -331,19 +332,52 @@ def ship_model(ref: ModelRef, client: Client | None = None) -> bool:
     return bool(plugin.files)
 
 
-def min_worker_memory(input_block_bytes: int, output_block_bytes: int, model_bytes: int = 0) -> int:
+#: Network activation bytes per window cell and per channel of the UNet's first level at the
+#: peak of a one-step call (measured on CPU for the shipped 32-channel UNet: 1.5 KB per cell at
+#: batch 8 of 256x256 windows, 1.9 KB at 128x128; rounded up to 64 B x channels).
+ACTIVATION_BYTES_PER_CELL_CHANNEL = 64
+
+
+def network_activation_bytes(batch: int, window: tuple[int, int], channels: int) -> int:
+    """Peak activation memory of one network call on ``batch`` windows, in bytes (an estimate).
+
+    ``channels`` is the width of the UNet's first level (``config.block_out_channels[0]``).
+
+    Examples
+    --------
+    >>> network_activation_bytes(8, (256, 256), 32) // 2**20  # MiB; 805 MiB measured
+    1024
+    """
+    return ACTIVATION_BYTES_PER_CELL_CHANNEL * channels * batch * window[0] * window[1]
+
+
+def min_worker_memory(
+    input_block_bytes: int,
+    output_block_bytes: int,
+    model_bytes: int = 0,
+    activation_bytes: int = 0,
+) -> int:
     """The least memory a worker needs to run one tile task, in bytes (a lower bound).
 
     A worker process holds its libraries (:data:`WORKER_BASE_BYTES`), the model (twice: the
-    shipped bytes and the loaded weights) and, per task, the input block and the output block
-    with room for the tile windows and a copy of each (4x their sum).
+    shipped bytes and the loaded weights), per task the input block and the output block with
+    room for the tile windows and a copy of each (4x their sum), and the network's activations
+    during a call (:func:`network_activation_bytes`).
 
     Examples
     --------
     >>> min_worker_memory(2**20, 2**20) // 2**20
     608
+    >>> act = network_activation_bytes(8, (96, 96), 32)
+    >>> min_worker_memory(2**20, 2**20, activation_bytes=act) // 2**20
+    752
     """
-    return WORKER_BASE_BYTES + 2 * model_bytes + 4 * (input_block_bytes + output_block_bytes)
+    return (
+        WORKER_BASE_BYTES
+        + 2 * model_bytes
+        + 4 * (input_block_bytes + output_block_bytes)
+        + activation_bytes
+    )
 
 
 def check_worker_memory(client: Client, need: int, *, what: str = "one tile task") -> None:

@@ -38,7 +38,7 @@ from esmscale.downscaling.spec import BlockSpec
 from esmscale.errors import EsmscaleError
 from esmscale.io.model_cache import model_ref
 from esmscale.models.consistency import ConsistencyModel
-from esmscale.models.sampler import SAMPLERS
+from esmscale.models.sampler import DEFAULT_BATCH, SAMPLERS
 from esmscale.prepare.checks import check_time  # re-exported: esmscale.pipeline.check_time
 from esmscale.pretrained import load_model
 
@@ -238,14 +238,19 @@ def downscale(
             check_resource_workers,
             check_worker_memory,
             min_worker_memory,
+            network_activation_bytes,
             ship_model,
         )
 
         check_resource_workers(client, res, device, precision)  # a device absent there
         tmax = max(data.chunks[0])
         model_bytes = sum(p.numel() * p.element_size() for p in cm.parameters())
+        act = 0
+        if sampler != "noise-only":  # the network runs: its activations count
+            c0 = cm.config.block_out_channels[0]
+            act = network_activation_bytes(DEFAULT_BATCH, grid.windows, c0)
         need = min_worker_memory(
-            tmax * grid.ny * grid.nx * 4, tmax * max(ych) * max(xch) * 4, model_bytes
+            tmax * grid.ny * grid.nx * 4, tmax * max(ych) * max(xch) * 4, model_bytes, act
         )
         check_worker_memory(client, need)  # before any worker loads the model
         ship_model(ref)  # once per client: every worker gets the checkpoint and loads it once

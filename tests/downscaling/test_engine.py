@@ -285,3 +285,21 @@ def test_tile_tasks_run_only_on_workers_declaring_the_resource(tmp_path, tiny_mo
     assert ran["alt.zarr"] == ["cpu"] * n_blocks, ran
     assert ran["compute_on"] == ["gpu"] * KW["members"] * 2, ran
     assert "{'ALT': 1}" in str(info.value) and "--resources GPU=2" in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_minimum_counts_the_network_activations_of_large_windows():
+    """A 256x256 window at batch 8 needs ~0.8 GiB of activations (measured): a 1.2 GiB worker
+    would be killed mid-task, so the job is refused up front with the minimum instead."""
+    from esmscale.downscaling.engine import network_activation_bytes
+
+    esm = synthetic_esm(synthetic_precip(256, 256, 2, seed=2))
+    assert network_activation_bytes(8, (256, 256), 32) >= 805 * 2**20
+    with open_engine(Engine(workers=1, memory_limit="1200MiB")) as client:
+        assert client is not None
+        with pytest.raises(EsmscaleError, match=r"below the minimum of 1\.[4-9]\d GiB"):
+            downscale(esm, "synthetic-pr-4x", members=1, seed=0)
+        # the same job without the network (noise-only) fits in that worker
+        out = downscale(esm, "synthetic-pr-4x", sampler="noise-only", members=1, seed=0)
+        assert out["pr"].compute().notnull().any()
