@@ -151,13 +151,16 @@ def run(quick: bool, limit: str, cm_limit: str, ratio: float) -> dict[str, objec
     print(f"cm_double: {res['cm_double']}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
     s, c, c2 = res["stream"], res["cm"], res["cm_double"]  # type: ignore[assignment]
-    ok = lambda r: (
-        r["peak_over_limit"] < 0.8
-        and r["pause_messages"] == 0
-        and r["restart_messages"] == 0
-        and r["workers_after_same_pids"] == WORKERS
-        and r["complete"]
-    )
+
+    def ok(r: dict[str, Any]) -> bool:
+        return bool(
+            r["peak_over_limit"] < 0.8
+            and r["pause_messages"] == 0
+            and r["restart_messages"] == 0
+            and r["workers_after_same_pids"] == WORKERS
+            and r["complete"]
+        )
+
     res["targets_met"] = {
         "stream output >= 4x limit": s["output_over_limit"] >= 4,  # type: ignore[index]
         "stream: peak < 80% of limit, no pause, no restart": ok(s),
