@@ -103,6 +103,16 @@ def test_user_folder_by_call_and_by_environment(user_models, monkeypatch, capsys
     assert "my-tas" in capsys.readouterr().out
 
 
+def test_home_relative_folders(user_models, monkeypatch):
+    """``~/models`` (as the docs write it) is the user's home folder, in a call and in the
+    environment variable (quoted, so the shell did not expand it)."""
+    monkeypatch.setenv("HOME", str(user_models.parent))
+    assert register_model_folder("~/models") == ["my-tas"]
+    monkeypatch.setattr(catalog, "_FOLDERS", [])
+    monkeypatch.setenv(ENV_VAR, "~/models")
+    assert resolve_model("my-tas").path == (user_models / "my-tas").resolve()
+
+
 def test_cli_folder_option(user_models, capsys):
     assert main(["models", "--folder", str(user_models), "--json"]) == 0
     names = [row["name"] for row in json.loads(capsys.readouterr().out)]
