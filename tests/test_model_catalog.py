@@ -140,6 +140,20 @@ def test_checksum_mismatch_names_both_hashes(user_models):
         load_model(f"{user_models / 'my-tas'}@sha256:{real}")
 
 
+def test_catalogued_weights_that_changed_are_refused(tmp_path, monkeypatch):
+    """Loading a catalogued model by name (no pin) checks its weights against the catalog's
+    sha256: a catalog whose hash is not the file's (a changed or corrupted file) is refused,
+    naming both hashes."""
+    spec = json.loads(catalog.CATALOG_FILE.read_text(encoding="utf-8"))
+    real = spec["models"][0]["sha256"]
+    spec["models"][0]["sha256"] = "f" * 64
+    changed = tmp_path / "catalog.json"
+    changed.write_text(json.dumps(spec), encoding="utf-8")
+    monkeypatch.setattr(catalog, "CATALOG_FILE", changed)
+    with pytest.raises(EsmscaleError, match=f"expected sha256 {'f' * 64}.*have sha256 {real}"):
+        load_model(SHIPPED)
+
+
 def test_unknown_name_lists_the_names(user_models):
     register_model_folder(user_models)
     with pytest.raises(EsmscaleError, match=re.escape("['my-tas', 'synthetic-pr-4x']")):
