@@ -256,7 +256,13 @@ def open_catalog_dataset(
         )
     missing = [p for p in sub.df[cat.esmcat.assets.column_name] if not Path(p).exists()]
     if missing:
-        raise EsmscaleError(f"catalog entries point to missing files: {missing}.")
+        raise EsmscaleError(
+            f"catalog entries point to missing files: {missing}. A catalog's relative paths are "
+            "resolved against its root, by default the catalog's own folder; `esmscale catalog "
+            "build` writes them relative to the folder it scanned:",
+            python="pass root= that folder.",
+            cli="give --catalog-root that folder (or set $ESMSCALE_CATALOG_ROOT).",
+        )
     # threaded=False: the files of an entry are opened one after the other (netCDF-C/HDF5 is
     # not thread-safe; concurrent opens from intake-esm's threads can crash the process)
     dsets = sub.to_dataset_dict(

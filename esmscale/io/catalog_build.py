@@ -144,6 +144,8 @@ class CatalogBuild:
         classifiable (no model or experiment in its attributes or name), or a link that is
         broken or leads out of the folder; and every folder that could not be listed (its
         path ends in ``/``). Sorted by path.
+    root
+        The scanned folder, which the asset paths are relative to.
 
     Examples
     --------
@@ -160,6 +162,7 @@ class CatalogBuild:
     csv_path: Path
     table: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    root: Path | None = None
 
     def summary(self) -> str:
         """One paragraph: counts, then one line per file left out."""
@@ -173,6 +176,11 @@ class CatalogBuild:
             f"{left_out} left out" + (":" if self.skipped else ".")
         ]
         lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        if self.root is not None and self.json_path.resolve().parent != self.root:
+            lines.append(
+                f"Its paths are relative to {self.root}, not to the catalog's folder: open it "
+                f"with root={str(self.root)!r} (command line: --catalog-root {self.root})."
+            )
         return "\n".join(lines)
 
 
@@ -591,4 +599,4 @@ def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]
         },
     }
     out.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-    return CatalogBuild(out, csv, table, skipped)
+    return CatalogBuild(out, csv, table, skipped, root)

@@ -111,6 +111,12 @@ def test_zarr_and_netcdf_assets_open_through_the_catalog(tmp_path):
     build = build_catalog(data, tmp_path / "cat" / "cat.json")
     assert build.skipped == []
     assert sorted(build.table["format"]) == ["netcdf", "zarr"]
+    # written outside the scanned folder: the summary and a query without the root say which
+    assert f"open it with root={str(data)!r} (command line: --catalog-root {data})" in (
+        build.summary()
+    )
+    with pytest.raises(EsmscaleError, match=r"missing files.*pass root= that folder"):
+        open_catalog_dataset(build.json_path, source_id="NC-ESM")
     cat = load_catalog(build.json_path, root=data)
     ds = open_catalog_dataset(cat, source_id="ZARR-ESM")
     np.testing.assert_array_equal(ds["tas"].values, values)
