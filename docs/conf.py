@@ -36,6 +36,8 @@ for _module, _package in (
     ("myst_nb", "myst-nb"),
     ("nbclient", "nbclient"),
     ("ipykernel", "ipykernel"),
+    ("cartopy", "cartopy"),  # the gallery's maps
+    ("transformers", "transformers"),  # the gallery's visionkit example
 ):
     try:
         __import__(_module)
@@ -50,6 +52,15 @@ if _MISSING:
 import sphinx_autosummary_accessors  # noqa: E402
 
 import esmscale  # noqa: E402  (registers the .esm accessor on xarray objects)
+from esmscale.errors import EsmscaleError  # noqa: E402
+from esmscale.report.maps import find_coastlines  # noqa: E402
+
+try:  # the gallery's maps draw offline coastlines; say what to install before building
+    find_coastlines()
+except EsmscaleError as err:
+    raise RuntimeError(
+        f"the example gallery's maps need offline coastlines: {err.message}"
+    ) from None
 
 project = "esmscale"
 author = "esmscale developers"

@@ -176,3 +176,24 @@ def test_gallery_scraper_refuses_a_bad_figure_before_saving_it(tmp_path):
         plt.close(fig)
     conf = (DOCS / "conf.py").read_text(encoding="utf-8")
     assert '"image_scrapers": ("figure_checks.checked_matplotlib_scraper",)' in conf
+
+
+def test_accessor_methods_have_numpydoc_sections_and_examples():
+    """``Dataset.esm.downscale`` and the other accessor methods have pages of their own in the
+    API reference (docs/api_reference.rst): each docstring has Parameters, Returns and an
+    Examples section (run by the doctests)."""
+    import inspect
+
+    from esmscale.accessor import EsmAccessor
+
+    methods = {
+        name: inspect.getdoc(member) or ""
+        for name, member in vars(EsmAccessor).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    }
+    assert {"downscale", "calibrate", "psd", "forecast", "train_forecaster"} <= set(methods)
+    lacking = {
+        name: [s for s in ("Parameters", "Returns", "Examples") if f"{s}\n---" not in doc]
+        for name, doc in methods.items()
+    }
+    assert not {k: v for k, v in lacking.items() if v}, lacking

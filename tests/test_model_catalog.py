@@ -103,6 +103,16 @@ def test_user_folder_by_call_and_by_environment(user_models, monkeypatch, capsys
     assert "my-tas" in capsys.readouterr().out
 
 
+def test_home_relative_folders(user_models, monkeypatch):
+    """``~/models`` (as the docs write it) is the user's home folder, in a call and in the
+    environment variable (quoted, so the shell did not expand it)."""
+    monkeypatch.setenv("HOME", str(user_models.parent))
+    assert register_model_folder("~/models") == ["my-tas"]
+    monkeypatch.setattr(catalog, "_FOLDERS", [])
+    monkeypatch.setenv(ENV_VAR, "~/models")
+    assert resolve_model("my-tas").path == (user_models / "my-tas").resolve()
+
+
 def test_cli_folder_option(user_models, capsys):
     assert main(["models", "--folder", str(user_models), "--json"]) == 0
     names = [row["name"] for row in json.loads(capsys.readouterr().out)]
@@ -128,6 +138,20 @@ def test_checksum_mismatch_names_both_hashes(user_models):
     assert new != real
     with pytest.raises(EsmscaleError, match=f"checksum mismatch: expected sha256 {real}.*{new}"):
         load_model(f"{user_models / 'my-tas'}@sha256:{real}")
+
+
+def test_catalogued_weights_that_changed_are_refused(tmp_path, monkeypatch):
+    """Loading a catalogued model by name (no pin) checks its weights against the catalog's
+    sha256: a catalog whose hash is not the file's (a changed or corrupted file) is refused,
+    naming both hashes."""
+    spec = json.loads(catalog.CATALOG_FILE.read_text(encoding="utf-8"))
+    real = spec["models"][0]["sha256"]
+    spec["models"][0]["sha256"] = "f" * 64
+    changed = tmp_path / "catalog.json"
+    changed.write_text(json.dumps(spec), encoding="utf-8")
+    monkeypatch.setattr(catalog, "CATALOG_FILE", changed)
+    with pytest.raises(EsmscaleError, match=f"expected sha256 {'f' * 64}.*have sha256 {real}"):
+        load_model(SHIPPED)
 
 
 def test_unknown_name_lists_the_names(user_models):

@@ -222,6 +222,15 @@ def open_catalog_dataset(
     Traceback (most recent call last):
     ...
     esmscale.errors.EsmscaleError: no catalog entry matches ... source_id: ['ESM1', 'ESM2'].
+
+    Where each value exists but not together, the values that go with the rest of the query
+    are listed:
+
+    >>> open_catalog_dataset(folder / "catalog.json", source_id="ESM2", experiment_id="ssp585")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    esmscale.errors.EsmscaleError: ... experiment_id: ['historical'] (with source_id='ESM2').
     """
     cat = load_catalog(catalog, root) if isinstance(catalog, str | os.PathLike) else catalog
     df: pd.DataFrame = cat.df
@@ -232,8 +241,9 @@ def open_catalog_dataset(
         )
     sub = cat.search(**query)
     if len(sub.df) == 0:
-        choices = "; ".join(f"{k}: {sorted(map(str, df[k].unique()))}" for k in query)
-        raise EsmscaleError(f"no catalog entry matches {query}; available values: {choices}.")
+        raise EsmscaleError(
+            f"no catalog entry matches {query}; available values: {_choices(cat, query)}."
+        )
     keys = list(sub.keys())
     if len(keys) > 1:
         free = [
@@ -246,13 +256,38 @@ def open_catalog_dataset(
         )
     missing = [p for p in sub.df[cat.esmcat.assets.column_name] if not Path(p).exists()]
     if missing:
-        raise EsmscaleError(f"catalog entries point to missing files: {missing}.")
+        raise EsmscaleError(
+            f"catalog entries point to missing files: {missing}. A catalog's relative paths are "
+            "resolved against its root, by default the catalog's own folder; `esmscale catalog "
+            "build` writes them relative to the folder it scanned:",
+            python="pass root= that folder.",
+            cli="give --catalog-root that folder (or set $ESMSCALE_CATALOG_ROOT).",
+        )
     # threaded=False: the files of an entry are opened one after the other (netCDF-C/HDF5 is
     # not thread-safe; concurrent opens from intake-esm's threads can crash the process)
     dsets = sub.to_dataset_dict(
         xarray_open_kwargs=_open_kwargs(sub), progressbar=False, threaded=False
     )
     return next(iter(dsets.values()))
+
+
+def _choices(cat: Any, query: dict[str, Any]) -> str:
+    """The values of each queried facet that exist, given the query's other facets.
+
+    ``source_id: ['A', 'B']`` where the rest of the query matches nothing (or is empty);
+    ``experiment_id: ['historical'] (with source_id='A')`` where it narrows the choice.
+    """
+    df: pd.DataFrame = cat.df
+    parts = []
+    for key in query:
+        others = {k: v for k, v in query.items() if k != key}
+        rows = cat.search(**others).df if others else df
+        if others and len(rows):
+            given = ", ".join(f"{k}={v!r}" for k, v in others.items())
+            parts.append(f"{key}: {sorted(map(str, rows[key].unique()))} (with {given})")
+        else:
+            parts.append(f"{key}: {sorted(map(str, df[key].unique()))}")
+    return "; ".join(parts)
 
 
 def _open_kwargs(cat: Any) -> dict[str, Any]:

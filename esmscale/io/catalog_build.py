@@ -13,7 +13,9 @@ Reanalysis 1, ERA5, ERA-Interim), named in those attributes, are catalogued with
 applies). The time range comes from the time coordinate, and a missing ``frequency`` from its
 step (:func:`frequency_of`). A file that cannot be read, or that names no model or product
 (``source_id``) and no experiment, is **reported** with the reason and left out of the
-catalog; the scan goes on.
+catalog; the scan goes on. So are a folder that cannot be listed and a symbolic link that is
+broken or leads out of the scanned folder (a catalog's paths must stay inside its root); a
+linked folder inside it is scanned at its real path.
 
 Examples
 --------
@@ -138,8 +140,12 @@ class CatalogBuild:
     table
         The catalog's rows (one per file and variable).
     skipped
-        ``(path, reason)`` for every file that is not in the catalog: unreadable, or not
-        classifiable (no model or experiment in its attributes or name).
+        ``(path, reason)`` for every file that is not in the catalog: unreadable, not
+        classifiable (no model or experiment in its attributes or name), or a link that is
+        broken or leads out of the folder; and every folder that could not be listed (its
+        path ends in ``/``). Sorted by path.
+    root
+        The scanned folder, which the asset paths are relative to.
 
     Examples
     --------
@@ -156,15 +162,25 @@ class CatalogBuild:
     csv_path: Path
     table: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    root: Path | None = None
 
     def summary(self) -> str:
         """One paragraph: counts, then one line per file left out."""
+        folders = sum(path.endswith("/") for path, _ in self.skipped)
+        left_out = f"{len(self.skipped) - folders} files" + (
+            f" and {folders} folders" if folders else ""
+        )
         lines = [
             f"wrote {self.json_path} and {self.csv_path.name}: {len(self.table)} entries from "
             f"{self.table['path'].nunique() if len(self.table) else 0} files; "
-            f"{len(self.skipped)} files left out" + (":" if self.skipped else ".")
+            f"{left_out} left out" + (":" if self.skipped else ".")
         ]
         lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        if self.root is not None and self.json_path.resolve().parent != self.root:
+            lines.append(
+                f"Its paths are relative to {self.root}, not to the catalog's folder: open it "
+                f"with root={str(self.root)!r} (command line: --catalog-root {self.root})."
+            )
         return "\n".join(lines)
 
 
@@ -415,15 +431,60 @@ def _open(path: Path) -> xr.Dataset:
     return xr.open_dataset(path, decode_times=coder, engine="netcdf4")
 
 
-def _candidates(folder: Path) -> list[Path]:
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why the symbolic link ``path`` is left out of the catalog (None: keep it).
+
+    A catalog's paths must stay inside its root (:func:`esmscale.io.catalog.load_catalog`
+    refuses the whole catalog otherwise), so a link leading out of the scanned folder is
+    reported, as is a broken one. A linked folder inside it is scanned at its real path.
+    """
+    try:
+        if not path.is_symlink():
+            return None
+    except OSError:  # e.g. a path too long to stat: listing it fails too, and is reported
+        return None
+    target = Path(os.path.realpath(path))
+    if not target.exists():
+        return f"a broken link (to {target}, which does not exist)"
+    if not target.is_relative_to(root):
+        return (
+            f"a link to {target}, outside the scanned folder; a catalog's paths must stay "
+            "inside its root: scan that folder itself, or move the files into this one"
+        )
+    if target.is_dir() and path.suffix != ".zarr":
+        return f"a link to the folder {str(target.relative_to(root))!r}, scanned there"
+    return None
+
+
+def _candidates(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The NetCDF files and Zarr stores under ``folder``, and what was left out, with why."""
     found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
+    left_out: list[tuple[str, str]] = []
+
+    def unreadable(err: OSError) -> None:
+        where = Path(err.filename) if err.filename else folder
+        rel = str(where.relative_to(folder)) if where.is_relative_to(folder) else str(where)
+        left_out.append((rel + "/", f"folder unreadable ({type(err).__name__}: {err.strerror})"))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         here = Path(root)
+        for d in list(dirs):
+            reason = _link_problem(here / d, folder)
+            if reason is not None:
+                left_out.append((str((here / d).relative_to(folder)) + "/", reason))
+                dirs.remove(d)
         zarrs = [d for d in dirs if d.endswith(".zarr")]
         found += [here / d for d in zarrs]
         dirs[:] = sorted(d for d in dirs if d not in zarrs and not d.startswith("."))
-        found += [here / f for f in files if f.endswith((".nc", ".nc4", ".netcdf"))]
-    return sorted(found)
+        for f in files:
+            if not f.endswith((".nc", ".nc4", ".netcdf")):
+                continue
+            reason = _link_problem(here / f, folder)
+            if reason is None:
+                found.append(here / f)
+            else:
+                left_out.append((str((here / f).relative_to(folder)), reason))
+    return sorted(found), left_out
 
 
 def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]) -> CatalogBuild:
@@ -467,8 +528,8 @@ def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]
     if out.suffix != ".json":
         raise EsmscaleError(f"catalog build: the output {str(out)!r} must end in .json.")
     rows: list[dict[str, Any]] = []
-    skipped: list[tuple[str, str]] = []
-    for path in _candidates(root):
+    candidates, skipped = _candidates(root)
+    for path in candidates:
         rel = str(path.relative_to(root))
         try:
             with _open(path) as ds:
@@ -509,6 +570,7 @@ def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]
             row["folder"] = str(Path(rel).parent)  # different folders: different datasets
             row["format"] = "zarr" if path.is_dir() else "netcdf"
             rows.append(row)
+    skipped.sort()
     table = pd.DataFrame(rows, columns=[*FACETS, "path", "format"]).fillna(UNKNOWN)
     csv = out.with_suffix(".csv")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -537,4 +599,4 @@ def build_catalog(folder: str | os.PathLike[str], output: str | os.PathLike[str]
         },
     }
     out.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-    return CatalogBuild(out, csv, table, skipped)
+    return CatalogBuild(out, csv, table, skipped, root)

@@ -206,7 +206,7 @@ def register_model_folder(folder: str | os.PathLike[str]) -> list[str]:
     Parameters
     ----------
     folder
-        The folder of model folders.
+        The folder of model folders (``~`` is expanded, as in ``$ESMSCALE_MODELS``).
 
     Returns
     -------
@@ -219,7 +219,7 @@ def register_model_folder(folder: str | os.PathLike[str]) -> list[str]:
     >>> register_model_folder(tempfile.mkdtemp())  # an empty folder: no models yet
     []
     """
-    path = Path(folder).resolve()
+    path = Path(folder).expanduser().resolve()
     entries = _folder_entries(path)
     if path not in _FOLDERS:
         _FOLDERS.append(path)
@@ -234,7 +234,9 @@ def registered_folders() -> list[Path]:
     >>> all(p.is_absolute() for p in registered_folders())
     True
     """
-    env = [Path(p).resolve() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    env = [
+        Path(p).expanduser().resolve() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p
+    ]
     return list(dict.fromkeys([*_FOLDERS, *env]))
 
 

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 from esmscale.cli import main
+from esmscale.errors import EsmscaleError
 from esmscale.io.catalog import load_catalog
 from esmscale.io.catalog_build import build_catalog
 from tests.conftest import sample_data
@@ -110,12 +111,79 @@ def test_zarr_and_netcdf_assets_open_through_the_catalog(tmp_path):
     build = build_catalog(data, tmp_path / "cat" / "cat.json")
     assert build.skipped == []
     assert sorted(build.table["format"]) == ["netcdf", "zarr"]
+    # written outside the scanned folder: the summary and a query without the root say which
+    assert f"open it with root={str(data)!r} (command line: --catalog-root {data})" in (
+        build.summary()
+    )
+    with pytest.raises(EsmscaleError, match=r"missing files.*pass root= that folder"):
+        open_catalog_dataset(build.json_path, source_id="NC-ESM")
     cat = load_catalog(build.json_path, root=data)
     ds = open_catalog_dataset(cat, source_id="ZARR-ESM")
     np.testing.assert_array_equal(ds["tas"].values, values)
     assert str(ds.time.values[0])[:10] == "2001-01-01"
     nc = open_catalog_dataset(cat, source_id="NC-ESM")
     assert nc["pr"].shape == (4, 2, 3)
+    # a value that matches nothing lists the values that exist, with the rest of the query
+    with pytest.raises(EsmscaleError, match=r"source_id: \['NC-ESM', 'ZARR-ESM'\]\.$"):
+        open_catalog_dataset(cat, source_id="NO-ESM")
+    with pytest.raises(
+        EsmscaleError,
+        match=r"source_id: \['ZARR-ESM'\] \(with variable_id='tas'\); "
+        r"variable_id: \['pr'\] \(with source_id='NC-ESM'\)\.$",
+    ):
+        open_catalog_dataset(cat, source_id="NC-ESM", variable_id="tas")
+
+
+def test_links_out_of_the_folder_are_reported_and_the_catalog_opens(tmp_path, capsys):
+    """A linked file or folder outside the scanned folder, or a broken link, is reported (a
+    catalog's paths must stay inside its root); a linked folder inside it is scanned once."""
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (data / "real").mkdir(parents=True)
+    (elsewhere / "sub").mkdir(parents=True)
+    _write(data / "pr_day_ESM1_historical_r1i1p1f1_gn.nc")
+    _write(data / "real" / "pr_day_ESM2_historical_r1i1p1f1_gn.nc")
+    _write(elsewhere / "pr_day_OUT1_historical_r1i1p1f1_gn.nc")
+    _write(elsewhere / "sub" / "pr_day_OUT2_historical_r1i1p1f1_gn.nc")
+    (data / "out.nc").symlink_to(elsewhere / "pr_day_OUT1_historical_r1i1p1f1_gn.nc")
+    (data / "linked").symlink_to(elsewhere / "sub")
+    (data / "inside").symlink_to(data / "real")
+    (data / "dangling.nc").symlink_to(tmp_path / "gone.nc")
+    assert main(["catalog", "build", str(data), "-o", str(tmp_path / "cat.json")]) == 0
+    out = capsys.readouterr().out
+    assert "2 entries from 2 files; 2 files and 2 folders left out:" in out
+    outside = elsewhere / "pr_day_OUT1_historical_r1i1p1f1_gn.nc"
+    assert f"out.nc: a link to {outside}, outside the scanned folder" in out
+    assert f"linked/: a link to {elsewhere / 'sub'}, outside the scanned folder" in out
+    assert "inside/: a link to the folder 'real', scanned there" in out
+    assert f"dangling.nc: a broken link (to {tmp_path / 'gone.nc'}, which does not exist)" in out
+    cat = load_catalog(tmp_path / "cat.json", root=data)  # no path leaves the root
+    assert sorted(cat.df["source_id"]) == ["ESM1", "ESM2"]
+    assert len(cat.to_dataset_dict(progressbar=False)) == 2
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_the_scan_goes_on(tmp_path):
+    """A folder the scan cannot list (here: its path is longer than the system allows, which
+    stops even root) is reported with the reason; the other files are catalogued."""
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _write(data / "pr_day_ESM1_historical_r1i1p1f1_gn.nc")
+    fd = os.open(data, os.O_RDONLY)
+    try:  # 20 nested 250-character names: over PATH_MAX (4096), built relative to a handle
+        for _ in range(20):
+            os.mkdir("d" * 250, dir_fd=fd)
+            new = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = new
+    finally:
+        os.close(fd)
+    build = build_catalog(data, tmp_path / "cat.json")
+    assert build.table["source_id"].tolist() == ["ESM1"]
+    [(where, reason)] = build.skipped
+    assert where.startswith("d" * 250) and where.endswith("/")
+    assert reason.startswith("folder unreadable (OSError: File name too long)"), reason
+    assert "1 folders left out" in build.summary()
 
 
 @pytest.mark.data
