@@ -207,6 +207,8 @@ def main() -> int:
     else:
         folder = a.source
     figures = collect(folder)
+    if a.pytest_args and RESULTS.exists():  # a subset was run: keep the other tests' figures
+        figures = {**json.loads(RESULTS.read_text())["tests"], **figures}
     meta = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python "
