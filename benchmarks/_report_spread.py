@@ -77,5 +77,26 @@ def spread_section(sp: dict[str, Any], env: str) -> list[str]:
     for f, r in zip(factors, rs, strict=True):
         met = ", ".join(f"`{k}`: {'yes' if v else '**no**'}" for k, v in r["targets_met"].items())
         lines.append(f"- x{f}: {met}")
+    lines += ["", "Where the CM does not win (read from the figures above):", ""]
+    notes = []
+    for f, r in zip(factors, rs, strict=True):
+        grid = sorted(float(t) for t in r["t_star_pairs_crps"])
+        if r["crps_noise_only"] <= r["crps_cm"] * 1.01:
+            notes.append(
+                f"x{f}: the noise-only control's CRPS ({r['crps_noise_only']:.3f}) is as low as "
+                f"the CM's ({r['crps_cm']:.3f}): at t* = {r['t_star']:.2f} the network adds "
+                "realistic texture (the PSD error) but no skill on matched days"
+            )
+        if grid and r["t_star"] == grid[0]:
+            notes.append(
+                f"x{f}: t* = {r['t_star']:.2f} is the lowest value searched; the CRPS may fall "
+                "further below it (`calibrate_on_pairs` now warns about this)"
+            )
+        if abs(r["q999_err_cm"]) > abs(r["q999_err_qdm"]):
+            notes.append(
+                f"x{f}: the CM overshoots the most intense days (q99.9 {r['q999_err_cm']:+.3f} "
+                f"against bilinear + QDM's {r['q999_err_qdm']:+.3f})"
+            )
+    lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
     lines.append("")
     return lines
