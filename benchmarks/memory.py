@@ -42,15 +42,22 @@ _PAUSE = re.compile(r"Pausing worker|paused", re.I)
 _RESTART = re.compile(r"Restarting worker|Worker process \d+ was killed|exceeded 95%", re.I)
 
 
-def _esm(days: int) -> xr.Dataset:
-    """``days`` days of the synthetic ESM (a 120-day sample repeated on a longer time axis)."""
+def _esm(days: int, folder: Path) -> xr.Dataset:
+    """``days`` days of the synthetic ESM, read lazily from a Zarr store as a user's input is.
+
+    A 120-day sample is repeated on a longer (noleap) time axis and written once to
+    ``folder``; an input held in memory would instead be embedded in the task graph, whose
+    copies then dominate the client's memory.
+    """
     from esmscale.datasets import synthetic_esm, synthetic_precip
 
     base = synthetic_esm(synthetic_precip(GRID, GRID, 120, seed=5), factor=FACTOR)
     reps = -(-days // 120)
     esm = xr.concat([base] * reps, "time").isel(time=slice(0, days))
     time_axis = xr.date_range("1950-01-01", periods=days, freq="D", calendar="noleap")
-    return esm.assign_coords(time=time_axis)
+    store = folder / f"esm-{days}.zarr"
+    esm.assign_coords(time=time_axis).chunk({"time": 8}).to_zarr(store, mode="w")
+    return xr.open_zarr(store, chunks={"time": 8})
 
 
 class _Sampler(threading.Thread):
@@ -86,12 +93,12 @@ def _job(days: int, method: str, limit: str, store: Path) -> dict[str, Any]:
     from esmscale.downscaling.engine import Engine, open_engine
     from esmscale.io.zarr import write_zarr
 
-    esm = _esm(days).chunk({"time": 8})
+    esm = _esm(days, store.parent)
     kw = {} if method == "cm" else {"method": method}
     with open_engine(Engine(workers=WORKERS, memory_limit=limit)) as client:
         assert client is not None
         pids = list(client.run(os.getpid).values())
-        sampler = _Sampler(pids)
+        sampler = _Sampler([*pids, os.getpid()])  # the workers and this client + scheduler
         sampler.start()
         t0 = time.perf_counter()
         out = esm.esm.downscale("synthetic-pr-4x", members=MEMBERS, seed=0, **kw)
@@ -103,6 +110,7 @@ def _job(days: int, method: str, limit: str, store: Path) -> dict[str, Any]:
     text = "\n".join(msg for entries in logs.values() for _, msg in entries)
     limit_b = parse_bytes(limit)
     out_bytes = int(np.prod([out.sizes[d] for d in out["pr"].dims])) * 4
+    parent = sampler.peak.pop(os.getpid())
     peak = max(sampler.peak.values())
     return {
         "method": method,
@@ -115,6 +123,7 @@ def _job(days: int, method: str, limit: str, store: Path) -> dict[str, Any]:
         "peak_rss_gib": peak / 2**30,
         "peak_over_limit": peak / limit_b,
         "peak_rss_gib_per_worker": [v / 2**30 for v in sampler.peak.values()],
+        "client_scheduler_peak_rss_gib": parent / 2**30,
         "samples": sampler.samples,
         "pause_messages": len(_PAUSE.findall(text)),
         "restart_messages": len(_RESTART.findall(text)),
