@@ -116,7 +116,7 @@ def _job(days: int, method: str, limit: str, store: Path) -> dict[str, Any]:
         "method": method,
         "days": days,
         "members": MEMBERS,
-        "grid": f"{GRID // FACTOR}x{GRID // FACTOR} -> {GRID}x{GRID}",
+        "grid": "{}x{} -> {}x{}".format(*esm["pr"].shape[1:], *out["pr"].shape[2:]),
         "output_gib": out_bytes / 2**30,
         "output_over_limit": out_bytes / limit_b,
         "worker_limit_gib": limit_b / 2**30,
@@ -139,7 +139,7 @@ def run(quick: bool, limit: str, cm_limit: str, ratio: float) -> dict[str, objec
     from dask.utils import parse_bytes
 
     ratio = 0.5 if quick else ratio
-    per_day = MEMBERS * GRID * GRID * 4
+    per_day = MEMBERS * GRID * GRID * 4  # an upper bound: the output grid is 220 x 256
     stream_days = int(np.ceil(ratio * parse_bytes(limit) / per_day / 8)) * 8
     cm_days = 8 if quick else 24
     tmp = Path(tempfile.mkdtemp(prefix="esmscale-memory-"))
