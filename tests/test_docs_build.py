@@ -143,3 +143,24 @@ def test_docs_conf_without_extra_says_what_to_install(tmp_path):
     assert 'pip install -e ".[docs]"' in proc.stderr
     for package in ("numpydoc", "myst-parser", "sphinx-gallery", "cartopy", "transformers"):
         assert package in proc.stderr, package
+
+
+def test_the_docs_command_without_the_extra_says_what_to_install(tmp_path):
+    """`python docs/build.py` where sphinx cannot be imported stops with the pip command."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    for name in ("sphinx", "sphinx_gallery"):
+        (blocker / f"{name}.py").write_text("raise ImportError('blocked for the test')\n")
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env["PYTHONPATH"]])
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "build.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert 'pip install -e ".[docs]"' in proc.stderr
+    assert "sphinx, " in proc.stderr and "sphinx-gallery" in proc.stderr
+    assert not (tmp_path / "_build").exists()
