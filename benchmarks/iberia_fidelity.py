@@ -15,6 +15,8 @@ Used by ``real_iberia.py`` (section d); each candidate is a set of ``downscale``
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,3 +94,27 @@ def esm_change(fut: xr.DataArray, past: xr.DataArray, land: xr.DataArray) -> dic
     ch = M.index_change(fut, past, ["rx1day", "r95ptot"], freq=WINTERS, valid=land)
     mean = float(fut.where(land).mean()) / float(past.where(land).mean()) - 1.0
     return {"mean": mean, **ch}
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` computed (if lazy) and the seconds it took."""
+    t0 = time.perf_counter()
+    res = fn()
+    if hasattr(res, "compute"):
+        res = res.compute()
+    return res, time.perf_counter() - t0
+
+
+def field_scores(
+    scored: dict[str, xr.DataArray], truth: xr.DataArray, freq: str
+) -> dict[str, dict[str, Any]]:
+    """ETCCDI index biases (per ``freq`` period) and FSS of each method against ``truth``."""
+    out: dict[str, dict[str, Any]] = {"index_bias": {}, "fss": {}}
+    for m, r in scored.items():
+        out["index_bias"][m] = M.index_bias(r, truth, freq=freq)
+        fss = M.fractions_skill_score(r, truth)
+        out["fss"][m] = {
+            f"{t:g}": {f"{w:g}": float(fss.sel(threshold=t, window=w)) for w in fss.window.values}
+            for t in fss.threshold.values
+        }
+    return out

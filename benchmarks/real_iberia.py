@@ -188,14 +188,6 @@ def _fidelity_targets(rec: dict, mae_bq: float) -> dict[str, bool]:  # type: ign
     }
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    res = fn()
-    if hasattr(res, "compute"):
-        res = res.compute()
-    return res, time.perf_counter() - t0
-
-
 def run(quick: bool) -> dict[str, object]:
     eobs = _open("EOBS_Iberia_pr.nc")
     ncep, hist, rcp = (
@@ -251,12 +243,12 @@ def run(quick: bool) -> dict[str, object]:
     sim = _winters(ncep, 1998, 2002).isel(time=test_days).chunk({"time": 50})
     truth = obs_test.isel(time=test_days)
     kw = {"target": eobs, "members": members, "seed": 0, "bias_correction": qdm_ncep, **TILE}
-    res_cm, t_cm = _timed(lambda: sim.esm.downscale(cm, **kw, **ship))
-    res_ctrl, _ = _timed(lambda: sim.esm.downscale(cm, method="noise-only", **kw))
-    res_bq, t_qdm = _timed(
+    res_cm, t_cm = F.timed(lambda: sim.esm.downscale(cm, **kw, **ship))
+    res_ctrl, _ = F.timed(lambda: sim.esm.downscale(cm, method="noise-only", **kw))
+    res_bq, t_qdm = F.timed(
         lambda: sim.esm.downscale(method="qdm-bilinear", target=eobs, bias_correction=qdm_ncep)
     )
-    res_bl, t_interp = _timed(lambda: sim.esm.downscale(method="bilinear", target=eobs))
+    res_bl, t_interp = F.timed(lambda: sim.esm.downscale(method="bilinear", target=eobs))
     res_cm, res_ctrl, res_bq, res_bl = (_mm(r) for r in (res_cm, res_ctrl, res_bq, res_bl))
     k_star = cal.k_star  # cycles per E-OBS cell; the spectra below are in cycles per degree
     k_deg = M.per_degree(k_star, truth)
@@ -297,14 +289,7 @@ def run(quick: bool) -> dict[str, object]:
 
     # the field's scores: ETCCDI index biases (xclim, per winter) and the FSS
     scored = {"cm": res_cm, "bilinear_qdm": res_bq, "bilinear": res_bl}
-    a["index_bias"] = {m: M.index_bias(r, truth, freq="QS-DEC") for m, r in scored.items()}
-    a["fss"] = {}
-    for m, r in scored.items():
-        fss = M.fractions_skill_score(r, truth)
-        a["fss"][m] = {
-            f"{t:g}": {f"{w:g}": float(fss.sel(threshold=t, window=w)) for w in fss.window.values}
-            for t in fss.threshold.values
-        }
+    a.update(F.field_scores(scored, truth, freq="QS-DEC"))
 
     # (b) CNRM-CM5 historical: distributions against E-OBS
     hdays = slice(0, 60) if quick else slice(None)
@@ -378,11 +363,11 @@ def run(quick: bool) -> dict[str, object]:
     # speed, per field, same run
     n_fields = int(sim.sizes["time"]) * members
     one = sim.isel(time=slice(0, 4))
-    _, t_ms = _timed(
+    _, t_ms = F.timed(
         lambda: one.esm.downscale(cm, method="cm-multistep", steps=4, **{**kw, "members": 2})
     )
     # 4 days x 2 members = 8 windows: one full batch, as in the CM timing
-    _, t_br = _timed(
+    _, t_br = F.timed(
         lambda: one.esm.downscale(
             diff, method="diffusion-bridge", steps=50 if quick else 500, **{**kw, "members": 2}
         )

@@ -90,14 +90,6 @@ def _train(obs: xr.Dataset, steps: int) -> esmscale.ConsistencyModel:
     return esmscale.load_model(out / "model")
 
 
-def _timed(fn):  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
-    res = fn()
-    if hasattr(res, "compute"):
-        res = res.compute()
-    return res, time.perf_counter() - t0
-
-
 def _table(
     cm: esmscale.ConsistencyModel,
     f: int,
@@ -110,12 +102,12 @@ def _table(
     """The Iberia table (section a) for one factor, plus index biases and FSS."""
     truth = fine["tp"]
     kw = {"target": fine, "members": members, "seed": 0, "bias_correction": qdm, **TILE}
-    res_cm, t_cm = _timed(lambda: coarse.esm.downscale(cm, **kw)["tp"])
-    res_ctrl, _ = _timed(lambda: coarse.esm.downscale(cm, method="noise-only", **kw)["tp"])
-    res_bq, t_qdm = _timed(
+    res_cm, t_cm = F.timed(lambda: coarse.esm.downscale(cm, **kw)["tp"])
+    res_ctrl, _ = F.timed(lambda: coarse.esm.downscale(cm, method="noise-only", **kw)["tp"])
+    res_bq, t_qdm = F.timed(
         lambda: coarse.esm.downscale(method="qdm-bilinear", target=fine, bias_correction=qdm)["tp"]
     )
-    res_bl, _ = _timed(lambda: coarse.esm.downscale(method="bilinear", target=fine)["tp"])
+    res_bl, _ = F.timed(lambda: coarse.esm.downscale(method="bilinear", target=fine)["tp"])
     land = truth.notnull().any("time")
     psd_obs = M.radial_psd(truth, mask=land)
 
@@ -158,14 +150,7 @@ def _table(
         "sec_per_field_qdm": t_qdm / int(truth.sizes["time"]),
     }
     scored = {"cm": res_cm, "bilinear_qdm": res_bq, "bilinear": res_bl}
-    a["index_bias"] = {m: M.index_bias(r, truth, freq="YS") for m, r in scored.items()}
-    a["fss"] = {}
-    for m, r in scored.items():
-        fss = M.fractions_skill_score(r, truth)
-        a["fss"][m] = {  # type: ignore[index]
-            f"{t:g}": {f"{w:g}": float(fss.sel(threshold=t, window=w)) for w in fss.window.values}
-            for t in fss.threshold.values
-        }
+    a.update(F.field_scores(scored, truth, freq="YS"))
     a["targets_met"] = {
         "crps_cm<=0.9*mae_bilinear_qdm": a["crps_cm"] <= 0.9 * a["mae_bilinear_qdm"],  # type: ignore[operator]
         "crps_cm<crps_noise_only": a["crps_cm"] < a["crps_noise_only"],  # type: ignore[operator]
