@@ -17,12 +17,15 @@ keeps it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import dask
 import dask.array as dsa
 import numpy as np
+from dask.highlevelgraph import HighLevelGraph
 
 from esmscale.downscaling.kernel import block_task
 from esmscale.downscaling.spec import BlockSpec
@@ -74,31 +77,6 @@ def check_resources(resources: Mapping[str, float] | None) -> dict[str, float] |
     return out
 
 
-def _row(
-    blk: object,
-    spec: BlockSpec,
-    name: str,
-    member: int,
-    ti: int,
-    tidx: np.ndarray,
-    ych: tuple[int, ...],
-    xch: tuple[int, ...],
-) -> list[list[dsa.Array]]:
-    """The ``(y, x)`` grid of chunks of one member and one time chunk."""
-    rows, y0 = [], 0
-    for yi, ny in enumerate(ych):
-        row, x0 = [], 0
-        for xi, nx in enumerate(xch):
-            region = (slice(y0, y0 + ny), slice(x0, x0 + nx))
-            key = (name, member, ti, yi, xi)
-            task = dask.delayed(block_task)(spec, blk, region, member, tidx, dask_key_name=key)
-            row.append(dsa.from_delayed(task, shape=(1, len(tidx), ny, nx), dtype=np.float32))
-            x0 += nx
-        rows.append(row)
-        y0 += ny
-    return rows
-
-
 def build_graph(
     data: dsa.Array,
     spec: BlockSpec,
@@ -129,16 +107,28 @@ def build_graph(
     """
     res = check_resources(resources)
     data = data.rechunk({1: -1, 2: -1})
-    blocks = data.to_delayed().ravel()
     t_off = np.cumsum((0, *data.chunks[0]))
     name = BLOCK_KEY_PREFIX + dask.base.tokenize(data.name, spec, members, ych, xch)
+    y_off, x_off = np.cumsum((0, *ych)), np.cumsum((0, *xch))
+    # One layer of tasks that refer to the input blocks by key: a graph linear in the number
+    # of blocks (a delayed task and an array per block made it quadratic to merge and optimise).
+    layer: dict[Any, Any] = {}
+    for ti in range(data.numblocks[0]):
+        tidx = np.arange(t_off[ti], t_off[ti + 1])
+        for m, yi, xi in itertools.product(range(members), range(len(ych)), range(len(xch))):
+            region = (slice(y_off[yi], y_off[yi + 1]), slice(x_off[xi], x_off[xi + 1]))
+            layer[(name, m, ti, yi, xi)] = (
+                block_task,
+                spec,
+                (data.name, ti, 0, 0),
+                region,
+                m,
+                tidx,
+            )
     annotate = dask.annotate(resources=res) if res else contextlib.nullcontext()
     with annotate:  # the tile tasks only: inputs and writes may run on any worker
-        out = [
-            [
-                _row(blk, spec, name, m, i, np.arange(t_off[i], t_off[i + 1]), ych, xch)
-                for i, blk in enumerate(blocks)
-            ]
-            for m in range(members)
-        ]
-    return dsa.block(out)
+        deps: list[Any] = [data]  # dask's DaskCollection protocol does not type Array
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
+    chunks = ((1,) * members, data.chunks[0], tuple(ych), tuple(xch))
+    meta = np.empty((0, 0, 0, 0), dtype=np.float32)
+    return dsa.Array(graph, name, chunks, meta=meta)

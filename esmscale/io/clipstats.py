@@ -3,22 +3,22 @@
 A result whose variables carry lazy clip counts (:mod:`esmscale.prepare.clipping`) gets, for
 each such variable, a small Zarr array ``esmscale_clip/<name>`` of ``(clipped, finite)`` pairs,
 one row per Dask chunk of the counts, filled with -1 until written. The rows and the variable's
-chunks are written by one ``dask.array.store`` (one graph), so the model runs once for both. A
-resumed write computes only the rows still missing. When the store is sealed, a variable whose
-rows are all present gets the attribute ``esmscale_clipped_fraction``; the sub-group is not a
-data variable, so ``xr.open_zarr`` does not show it.
+chunks are written by one graph (:func:`esmscale.io.blockwrite.store_blocks`), so the model
+runs once for both. A resumed write computes only the rows still missing. When the store is
+sealed, a variable whose rows are all present gets the attribute ``esmscale_clipped_fraction``;
+the sub-group is not a data variable, so ``xr.open_zarr`` does not show it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import dask.array as dsa
 import numpy as np
 import xarray as xr
 import zarr
 from xarray.conventions import encode_cf_variable
 
+from esmscale.io.blockwrite import BlockWrite, store_blocks
 from esmscale.io.retry import RetryingTarget
 from esmscale.prepare.clipping import CLIP_ATTR, COUNTS_KEY, clipped_fraction, lazy_counts
 
@@ -55,7 +55,7 @@ def plan_counts(
 ) -> tuple[list[Any], list[str], int, int, int]:
     """Writes of the variables that carry clip counts: their missing chunks and count rows.
 
-    The chunks and the count rows go into one ``dask.array.store`` so that both are optimised
+    The chunks and the count rows go into one graph so that both are optimised
     as one graph and the tasks they share (the model) run once. ``present(path, name)`` lists
     the chunks already in the store (resume). Returns the lazy writes, the variables handled,
     and the numbers of chunks in all, skipped, and bytes to write. On a fresh write
@@ -67,6 +67,7 @@ def plan_counts(
 
     >>> import tempfile
     >>> import dask
+    >>> import dask.array as dsa
     >>> from esmscale.io.stores import open_location
     >>> from esmscale.prepare.clipping import attach_counts, clip_negative_lazy
     >>> x = np.array([-1.0, 2.0, -3.0, 4.0], dtype="float32")
@@ -75,17 +76,15 @@ def plan_counts(
     >>> path = open_location(f"{tempfile.mkdtemp()}/out.zarr")
     >>> _ = ds.to_zarr(path.zarr_store(), compute=False, zarr_format=3, consolidated=False)
     >>> writes, handled, n_total, n_skipped, n_bytes = plan_counts(path, ds, ["pr"], False, None)
-    >>> handled, n_total, n_skipped, n_bytes, len(writes)  # 2 chunks + 2 count rows
-    (['pr'], 2, 0, 16, 4)
+    >>> handled, n_total, n_skipped, n_bytes, len(writes)  # one graph: 2 chunks + 2 count rows
+    (['pr'], 2, 0, 16, 1)
     >>> _ = dask.compute(*writes)
     >>> zarr.open_group(path.zarr_store(), mode="r")[f"{GROUP}/pr"][:].tolist()
     [[1, 2], [1, 2]]
     """
     if not resume:
         path.remove(GROUP)
-    sources: list[dsa.Array] = []
-    targets: list[Any] = []
-    regions: list[tuple[slice, ...]] = []
+    blocks: list[BlockWrite] = []
     handled: list[str] = []
     n_total = n_skipped = n_bytes = 0
     for name in names:
@@ -98,28 +97,23 @@ def plan_counts(
         data = encode_cf_variable(var, name=name).data
         # chunks equal to the fill value are written too: a missing chunk means "not written"
         arr = zarr.open_array(path.zarr_store(), path=name, mode="r+", zarr_format=3)
-        arr = arr.with_config({"write_empty_chunks": True})
+        target = RetryingTarget(arr.with_config({"write_empty_chunks": True}), label=name)
         have = present(path, name) if resume else set()
         for index, region in _blocks(data.chunks):
             n_total += 1
             if index in have:
                 n_skipped += 1
                 continue
-            block = data.blocks[index]
-            n_bytes += int(block.nbytes)
-            sources.append(block)
-            targets.append(RetryingTarget(arr, label=name))
-            regions.append(region)
+            n_bytes += int(np.prod([r.stop - r.start for r in region])) * data.dtype.itemsize
+            blocks.append((data, index, target, region))
         rows, missing = _rows(path, name, counts.numblocks[0], resume)
+        row_target = RetryingTarget(rows, label=f"{GROUP}/{name}")
         for row in missing:
-            sources.append(counts.blocks[int(row)])
-            targets.append(RetryingTarget(rows, label=f"{GROUP}/{name}"))
-            regions.append((slice(int(row), int(row) + 1), slice(0, 2)))
-    if not sources:
+            region = (slice(int(row), int(row) + 1), slice(0, 2))
+            blocks.append((counts, (int(row), *([0] * (counts.ndim - 1))), row_target, region))
+    if not blocks:
         return [], handled, n_total, n_skipped, n_bytes
-    stored = dsa.store(sources, targets, regions=regions, lock=False, compute=False)
-    writes = list(stored) if isinstance(stored, tuple) else [stored]
-    return writes, handled, n_total, n_skipped, n_bytes
+    return [store_blocks(blocks, "esmscale-write")], handled, n_total, n_skipped, n_bytes
 
 
 def seal_counts(path: Location, ds: xr.Dataset, names: list[str]) -> None:
@@ -131,6 +125,7 @@ def seal_counts(path: Location, ds: xr.Dataset, names: list[str]) -> None:
 
     >>> import tempfile
     >>> import dask
+    >>> import dask.array as dsa
     >>> from esmscale.io.stores import open_location
     >>> from esmscale.prepare.clipping import attach_counts, clip_negative_lazy
     >>> x = np.array([-1.0, 2.0, -3.0, 4.0], dtype="float32")

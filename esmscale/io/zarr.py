@@ -53,6 +53,7 @@ from xarray.conventions import encode_cf_variable
 
 from esmscale._version import __version__
 from esmscale.errors import EsmscaleError
+from esmscale.io.blockwrite import BlockWrite, store_blocks
 from esmscale.io.clipstats import plan_counts, seal_counts
 from esmscale.io.failures import tile_error
 from esmscale.io.retry import RetryingTarget
@@ -685,12 +686,11 @@ def _compute(writes: list[Delayed], *, progress: bool, client: distributed.Clien
 def _region_writes(
     path: Location, ds: xr.Dataset, names: list[str], resume: bool
 ) -> tuple[list[Delayed], int, int, int]:
-    """Writes of the blocks not yet in the store (one ``dask.array.store``, each chunk write
-    retried on transient errors: :mod:`esmscale.io.retry`); counts of blocks and bytes.
+    """Writes of the blocks not yet in the store (one graph layer:
+    :func:`esmscale.io.blockwrite.store_blocks`, each chunk write retried on transient errors:
+    :mod:`esmscale.io.retry`); counts of blocks and bytes.
     """
-    sources: list[Any] = []
-    targets: list[Any] = []
-    regions: list[tuple[slice, ...]] = []
+    blocks: list[BlockWrite] = []
     n_total = n_skipped = n_bytes = 0
     store = path.zarr_store()
     for name in names:
@@ -705,16 +705,12 @@ def _region_writes(
             if index in present:
                 n_skipped += 1
                 continue
-            block = data.blocks[index]
-            n_bytes += int(block.nbytes)
-            sources.append(block)
-            targets.append(target)
-            regions.append(tuple(region.values()))
-    if not sources:
+            shape = [r.stop - r.start for r in region.values()]
+            n_bytes += int(np.prod(shape)) * data.dtype.itemsize
+            blocks.append((data, index, target, tuple(region.values())))
+    if not blocks:
         return [], n_total, n_skipped, n_bytes
-    stored = dask.array.store(sources, targets, regions=regions, lock=False, compute=False)
-    writes = list(stored) if isinstance(stored, tuple) else [stored]
-    return writes, n_total, n_skipped, n_bytes
+    return [store_blocks(blocks, "esmscale-write")], n_total, n_skipped, n_bytes
 
 
 def write_zarr(
