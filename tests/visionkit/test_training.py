@@ -141,6 +141,14 @@ def test_unusable_device_or_precision_is_refused_before_training(backbone, place
     assert backbone.parameter_count().trainable == 0
 
 
+def test_fit_refuses_parameters_left_on_another_device():
+    w = torch.nn.Parameter(torch.zeros(2, device="meta"))
+    with pytest.raises(
+        ValueError, match=r"parameters are on meta but device='cpu'; move the model"
+    ):
+        fit([w], lambda idx: w.sum(), 2, TrainConfig(steps=1))
+
+
 @pytest.mark.skipif(HAS_CUDA, reason="a CUDA device is present")
 def test_absent_cuda_names_the_devices_present(backbone):
     ids = backbone.tokenize(["a red circle", "a black cross"])
