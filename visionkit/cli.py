@@ -34,6 +34,21 @@ def _add_train_args(p: argparse.ArgumentParser, steps: int, batch: int, lr: floa
     p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
 
 
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where the network runs: cpu, cuda, cuda:N, mps or auto (the first accelerator "
+        "present, else cpu); an absent device is an error listing the devices present",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="autocast precision of the network (fp16 is refused on cpu; use bf16 there)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -57,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-persons", type=int, default=300)
     p.add_argument("--correlation", type=float, default=0.8, help="shape-background shortcut")
     _add_train_args(p, steps=1500, batch=128, lr=2e-3)
+    _add_device_args(p)
 
     p = sub.add_parser("train", help="train a method on its generated task")
     p.add_argument("method", choices=sorted(TRAINED))
@@ -65,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method-config", type=_json_dict, default={}, help="config fields as JSON")
     p.add_argument("--num-examples", type=int, default=3000)
     _add_train_args(p, steps=300, batch=64, lr=1e-3)
+    _add_device_args(p)
 
     p = sub.add_parser("evaluate", help="evaluate a trained method (or retrieval of a backbone)")
     p.add_argument("--backbone", required=True, help="directory written by `pretrain`")
     p.add_argument("--model", help="directory written by `train`; omit for backbone retrieval")
     p.add_argument("--num-examples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    _add_device_args(p)
 
     p = sub.add_parser("adapt", help="test-time adaptation on the shifted shapes split")
     p.add_argument("method", choices=["zero_shot", *sorted(TEST_TIME)])
@@ -78,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method-config", type=_json_dict, default={}, help="config fields as JSON")
     p.add_argument("--num-examples", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    _add_device_args(p)
     return parser
 
 
@@ -88,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    place = {"device": args.device, "precision": args.precision}
     try:
         result: dict[str, Any]
         if args.command == "pretrain":
@@ -102,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 num_persons=args.num_persons,
                 correlation=args.correlation,
                 seed=args.seed,
+                **place,
             )
             result = {"saved": args.out}
         elif args.command == "train":
@@ -116,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 train=train_cfg,
                 num_examples=args.num_examples,
                 seed=args.seed,
+                **place,
             )
             count = model.parameter_count()
             result = {
@@ -123,15 +145,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "trainable": count.trainable,
                 "frozen": count.frozen,
                 "saved": args.out,
-                **api.evaluate(model, num_examples=args.num_examples // 3, seed=args.seed),
+                **api.evaluate(model, num_examples=args.num_examples // 3, seed=args.seed, **place),
             }
         elif args.command == "evaluate":
             if args.model:
                 result = api.evaluate(
-                    args.model, args.backbone, num_examples=args.num_examples, seed=args.seed
+                    args.model,
+                    args.backbone,
+                    num_examples=args.num_examples,
+                    seed=args.seed,
+                    **place,
                 )
             else:
-                result = api.evaluate_retrieval(args.backbone, seed=args.seed)
+                result = api.evaluate_retrieval(args.backbone, seed=args.seed, **place)
         else:
             result = api.adapt(
                 args.method,
@@ -139,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 method_config=args.method_config,
                 num_examples=args.num_examples,
                 seed=args.seed,
+                **place,
             )
     except ModuleNotFoundError as err:
         missing = (err.name or "").partition(".")[0]

@@ -52,3 +52,19 @@ def state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+#: Whether a CUDA device is present (GPU tests are marked ``gpu`` and skipped without one).
+HAS_CUDA = torch.cuda.is_available()
+#: Whether any accelerator is present (then ``device="auto"`` is not the CPU).
+HAS_ACCEL = HAS_CUDA or bool(
+    getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+)
+#: The devices that must give the default call's results bit for bit here.
+CPU_NAMES = [
+    "cpu",
+    pytest.param(
+        "auto",
+        marks=pytest.mark.skipif(HAS_ACCEL, reason="an accelerator is present: 'auto' picks it"),
+    ),
+]

@@ -32,6 +32,16 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from visionkit._device import (
+    DeviceLike,
+    autocast,
+    check,
+    grad_scaler,
+    on_device,
+    optimizer_step,
+    to_device,
+    to_host,
+)
 from visionkit.augment import crops_around, random_resized_crops
 from visionkit.backbones.base import DualEncoder
 from visionkit.methods.context import ContextClassifier
@@ -193,11 +203,23 @@ class InvariantTTA:
     Parameters
     ----------
     backbone : DualEncoder
-        Frozen image/text encoder; never modified.
+        Frozen image/text encoder; never modified (it is on ``device`` only while a call runs,
+        then back where it was).
     class_names : sequence of str
         Class names for the zero-shot prompts.
     config : InvariantTTAConfig
         Hyper-parameters.
+    seed : int
+        Seed of every image's augmentations (drawn on the CPU, so they do not depend on
+        ``device``).
+    device : str, torch.device or None
+        Where the encoders run and the context is tuned: ``"cpu"`` (default), ``"cuda"``,
+        ``"cuda:N"``, ``"mps"`` or ``"auto"`` (the first accelerator present, else the CPU); see
+        :func:`esmscale.devices.resolve_device`. An absent device is an error listing the
+        devices present.
+    precision : {"fp32", "bf16", "fp16"}
+        Autocast precision of the encoders and the tuning loss (``"fp32"``: none); the context
+        stays float32. fp16 is refused on the CPU.
 
     Examples
     --------
@@ -208,6 +230,9 @@ class InvariantTTA:
     >>> tta = InvariantTTA(bb, SHAPES, InvariantTTAConfig(steps=2))
     >>> tta.predict(data.images, data.masks).shape
     torch.Size([2, 4])
+    >>> bf16 = InvariantTTA(bb, SHAPES, InvariantTTAConfig(steps=2), precision="bf16")
+    >>> bf16.predict(data.images, data.masks).dtype
+    torch.float32
     """
 
     name = "invariant_tta"
@@ -219,7 +244,11 @@ class InvariantTTA:
         config: InvariantTTAConfig | None = None,
         *,
         seed: int = 0,
+        device: DeviceLike = "cpu",
+        precision: str = "fp32",
     ) -> None:
+        self.device = check(device, precision)
+        self.precision = precision
         self.config = config if config is not None else InvariantTTAConfig()
         self.classifier = ContextClassifier(backbone, class_names, self.config.init_context)
         self.seed = seed
@@ -229,40 +258,47 @@ class InvariantTTA:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Tune the context on one image, classify it, reset.
 
+        The views are built on the CPU (with ``generator``), then encoded on ``self.device``.
+
         Returns
         -------
         logits, tuned_context : torch.Tensor
-            ``(C,)`` logits of the image with the tuned context, and a copy of that context.
+            ``(C,)`` logits of the image with the tuned context, and a copy of that context,
+            on the CPU as float32.
         """
         clf = self.classifier
-        clf.reset()
-        fg, bg = auxiliary_views(image, mask, self.config, generator)
-        fg_emb = clf.image_embeddings(fg)
-        bg_emb = clf.image_embeddings(bg)
-        img_emb = clf.image_embeddings(image.unsqueeze(0))
-        optimizer = torch.optim.AdamW(
-            [clf.context], lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
-        for _ in range(self.config.steps):
-            both = clf.logits_from_embeddings(torch.cat([fg_emb, bg_emb]))
-            bg_term, fg_term = invariance_loss(
-                both[: len(fg_emb)], both[len(fg_emb) :], self.config
+        prec = self.precision
+        with on_device(clf, self.device) as dev:
+            clf.reset()
+            fg, bg = auxiliary_views(image.detach().cpu(), mask.cpu(), self.config, generator)
+            with autocast(dev, prec):
+                fg_emb = clf.image_embeddings(to_device(fg, dev))
+                bg_emb = clf.image_embeddings(to_device(bg, dev))
+                img_emb = clf.image_embeddings(to_device(image.unsqueeze(0), dev))
+            optimizer = torch.optim.AdamW(
+                [clf.context], lr=self.config.lr, weight_decay=self.config.weight_decay
             )
-            optimizer.zero_grad()
-            (bg_term + fg_term).backward()
-            optimizer.step()
-        with torch.no_grad():
-            logits = clf.logits_from_embeddings(img_emb)[0]
+            scaler = grad_scaler(dev, prec)
+            for _ in range(self.config.steps):
+                with autocast(dev, prec):
+                    both = clf.logits_from_embeddings(torch.cat([fg_emb, bg_emb]))
+                    bg_term, fg_term = invariance_loss(
+                        both[: len(fg_emb)], both[len(fg_emb) :], self.config
+                    )
+                optimizer_step(bg_term + fg_term, optimizer, scaler)
+            with torch.no_grad(), autocast(dev, prec):
+                logits = clf.logits_from_embeddings(img_emb)[0]
             tuned = clf.context.detach().clone()
-        clf.reset()
-        return logits, tuned
+            clf.reset()
+        return to_host(logits), to_host(tuned)
 
     def predict(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Adapted logits ``(N, C)`` for a batch, each image adapted on its own.
 
         ``masks`` are ``(N, H, W)`` boolean foreground masks (from the data or a segmenter).
         Each image's augmentations use a generator seeded with ``seed``, so an image's result
-        does not depend on the other images in the batch.
+        does not depend on the other images in the batch. The logits come back on the CPU as
+        float32 whatever ``device`` and ``precision``.
         """
         self.classifier.backbone.check_images(images, "images")
         if masks.shape != (images.shape[0], *images.shape[2:]):
@@ -270,10 +306,11 @@ class InvariantTTA:
                 f"masks have shape {tuple(masks.shape)}; expected (N, H, W) = "
                 f"{(images.shape[0], *images.shape[2:])}, one foreground mask per image"
             )
-        # a fresh generator per image: an image's result does not depend on its batch
-        return torch.stack(
-            [
-                self.adapt_one(img, m, torch.Generator().manual_seed(self.seed))[0]
-                for img, m in zip(images, masks, strict=True)
-            ]
-        )
+        with on_device(self.classifier, self.device):
+            # a fresh generator per image: an image's result does not depend on its batch
+            return torch.stack(
+                [
+                    self.adapt_one(img, m, torch.Generator().manual_seed(self.seed))[0]
+                    for img, m in zip(images, masks, strict=True)
+                ]
+            )

@@ -18,6 +18,16 @@ from dataclasses import dataclass
 
 import torch
 
+from visionkit._device import (
+    DeviceLike,
+    autocast,
+    check,
+    grad_scaler,
+    on_device,
+    optimizer_step,
+    to_device,
+    to_host,
+)
 from visionkit.augment import random_resized_crops
 from visionkit.backbones.base import DualEncoder
 from visionkit.methods.context import ContextClassifier
@@ -44,6 +54,24 @@ class TPTConfig:
 class TPT:
     """Episodic test-time prompt tuning (the baseline of invariant TTA).
 
+    Parameters
+    ----------
+    backbone : DualEncoder
+        Frozen image/text encoder; never modified (it is on ``device`` only while a call runs,
+        then back where it was).
+    class_names : sequence of str
+        Class names for the zero-shot prompts.
+    config : TPTConfig
+        Hyper-parameters.
+    seed : int
+        Seed of every image's views (drawn on the CPU, so they do not depend on ``device``).
+    device : str, torch.device or None
+        Where the encoders run and the context is tuned: ``"cpu"`` (default), ``"cuda"``,
+        ``"cuda:N"``, ``"mps"`` or ``"auto"``; see :func:`esmscale.devices.resolve_device`.
+    precision : {"fp32", "bf16", "fp16"}
+        Autocast precision of the encoders and the entropy loss; the context stays float32.
+        fp16 is refused on the CPU.
+
     Examples
     --------
     >>> from visionkit.backbones import ClipBackbone, TinyClipConfig
@@ -62,7 +90,11 @@ class TPT:
         config: TPTConfig | None = None,
         *,
         seed: int = 0,
+        device: DeviceLike = "cpu",
+        precision: str = "fp32",
     ) -> None:
+        self.device = check(device, precision)
+        self.precision = precision
         self.config = config if config is not None else TPTConfig()
         self.classifier = ContextClassifier(backbone, class_names, self.config.init_context)
         self.seed = seed
@@ -70,35 +102,46 @@ class TPT:
     def adapt_one(
         self, image: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tune on one ``(C, H, W)`` image; return its logits and the tuned context, then reset."""
+        """Tune on one ``(C, H, W)`` image; return its logits and the tuned context, then reset.
+
+        Both come back on the CPU as float32; the views are drawn on the CPU.
+        """
         clf = self.classifier
-        clf.reset()
-        views = [image.unsqueeze(0)]
-        if self.config.num_views > 1:
-            views.append(
-                random_resized_crops(image, self.config.num_views - 1, generator=generator)
-            )
-        emb = clf.image_embeddings(torch.cat(views))
-        keep = max(1, round(self.config.confidence_fraction * emb.shape[0]))
-        with torch.no_grad():
-            logp = clf.logits_from_embeddings(emb).log_softmax(-1)
-            entropy = -(logp.exp() * logp).sum(-1)
-            selected = emb[entropy.argsort()[:keep]]
-        optimizer = torch.optim.AdamW([clf.context], lr=self.config.lr)
-        for _ in range(self.config.steps):
-            loss = marginal_entropy(clf.logits_from_embeddings(selected))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            logits = clf.logits_from_embeddings(emb[:1])[0]
+        prec = self.precision
+        with on_device(clf, self.device) as dev:
+            clf.reset()
+            host = image.detach().cpu()
+            views = [host.unsqueeze(0)]
+            if self.config.num_views > 1:
+                views.append(
+                    random_resized_crops(host, self.config.num_views - 1, generator=generator)
+                )
+            with autocast(dev, prec):
+                emb = clf.image_embeddings(to_device(torch.cat(views), dev))
+            keep = max(1, round(self.config.confidence_fraction * emb.shape[0]))
+            with torch.no_grad(), autocast(dev, prec):
+                logp = clf.logits_from_embeddings(emb).log_softmax(-1)
+                entropy = -(logp.exp() * logp).sum(-1)
+                selected = emb[entropy.argsort()[:keep]]
+            optimizer = torch.optim.AdamW([clf.context], lr=self.config.lr)
+            scaler = grad_scaler(dev, prec)
+            for _ in range(self.config.steps):
+                with autocast(dev, prec):
+                    loss = marginal_entropy(clf.logits_from_embeddings(selected))
+                optimizer_step(loss, optimizer, scaler)
+            with torch.no_grad(), autocast(dev, prec):
+                logits = clf.logits_from_embeddings(emb[:1])[0]
             tuned = clf.context.detach().clone()
-        clf.reset()
-        return logits, tuned
+            clf.reset()
+        return to_host(logits), to_host(tuned)
 
     def predict(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
-        """Adapted logits ``(N, C)``; ``masks`` is accepted for interface parity and ignored."""
+        """Adapted logits ``(N, C)`` on the CPU as float32.
+
+        ``masks`` is accepted for interface parity and ignored.
+        """
         self.classifier.backbone.check_images(images, "images")
-        return torch.stack(
-            [self.adapt_one(img, torch.Generator().manual_seed(self.seed))[0] for img in images]
-        )
+        with on_device(self.classifier, self.device):
+            return torch.stack(
+                [self.adapt_one(img, torch.Generator().manual_seed(self.seed))[0] for img in images]
+            )

@@ -325,7 +325,9 @@ class UIT(AdaptedModel):
         target = patchify(pixel_values, p)
         b, n, _ = target.shape
         if mask is None:
+            # drawn on the CPU (the generator's device), so the masks do not depend on the device
             mask = random_patch_mask(b, n, self.config.mask_ratio, self._generator)
+        mask = mask.to(pixel_values.device)
         grey = patchify(to_grayscale(pixel_values), p)
         masked = unpatchify(grey.masked_fill(mask[:, :, None], 0.0), p, pixel_values.shape[1])
         tokens = self.backbone.encode_image(masked).tokens[:, 1:]
@@ -360,7 +362,7 @@ class UIT(AdaptedModel):
             )
         if cfg.restoration:
             eos = self.backbone.eos_positions(input_ids)
-            positions = torch.arange(text.tokens.shape[1])[None]
+            positions = torch.arange(text.tokens.shape[1], device=eos.device)[None]
             # tokens after <eos> are padding (context vectors are not used here)
             padding = positions > eos[:, None]
             out["restoration"] = cfg.restoration_weight * self.restoration_loss(
@@ -369,7 +371,7 @@ class UIT(AdaptedModel):
         if not out:
             # no loss switched on: plain CLIP contrastive loss keeps training meaningful
             logits = self.backbone.similarity(image.embeds, text.embeds)
-            target = torch.arange(logits.shape[0])
+            target = torch.arange(logits.shape[0], device=logits.device)
             out["contrastive"] = (
                 F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)
             ) / 2

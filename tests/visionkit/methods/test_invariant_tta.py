@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from tests.visionkit.conftest import state_copy, states_equal
+from esmscale.errors import EsmscaleError
+from tests.visionkit.conftest import CPU_NAMES, HAS_CUDA, state_copy, states_equal
 from visionkit.datasets import SHAPES, make_shapes
 from visionkit.methods.invariant_tta import (
     InvariantTTA,
@@ -89,3 +90,64 @@ def test_auxiliary_views_hide_the_object_or_the_background(data):
 def test_mask_shape_is_checked(backbone, data):
     with pytest.raises(ValueError, match="one foreground mask per image"):
         InvariantTTA(backbone, SHAPES, CONFIG).predict(data.images, data.masks[:2])
+
+
+# device= and precision= ---------------------------------------------------------------------
+@pytest.mark.parametrize("device", CPU_NAMES)
+def test_cpu_by_name_is_the_default_bit_for_bit(backbone, data, device):
+    default = InvariantTTA(backbone, SHAPES, CONFIG).predict(data.images, data.masks)
+    named = InvariantTTA(backbone, SHAPES, CONFIG, device=device, precision="fp32")
+    assert torch.equal(default, named.predict(data.images, data.masks))
+
+
+def test_bf16_on_the_cpu_returns_float32_and_leaves_the_backbone(backbone, data):
+    before = state_copy(backbone)
+    tta = InvariantTTA(backbone, SHAPES, CONFIG, precision="bf16")
+    init = tta.classifier.context.detach().clone()
+    logits, tuned = tta.adapt_one(data.images[0], data.masks[0])
+    assert logits.dtype == tuned.dtype == torch.float32
+    assert torch.isfinite(logits).all() and not torch.allclose(tuned, init)
+    batch = tta.predict(data.images, data.masks)
+    assert batch.dtype == torch.float32 and batch.device.type == "cpu"
+    assert torch.isfinite(batch).all()
+    # untuned (AdamW's normalised steps amplify rounding, so compare the zero-shot logits)
+    zero = InvariantTTAConfig(steps=0, num_foreground_views=3)
+    fp32 = InvariantTTA(backbone, SHAPES, zero).predict(data.images, data.masks)
+    bf16 = InvariantTTA(backbone, SHAPES, zero, precision="bf16").predict(data.images, data.masks)
+    assert not torch.equal(bf16, fp32)  # autocast did run
+    assert torch.allclose(bf16, fp32, atol=0.05 * float(fp32.abs().max()))
+    assert states_equal(before, state_copy(backbone))
+
+
+@pytest.mark.parametrize(
+    ("place", "message"),
+    [
+        ({"precision": "fp64"}, "precision='fp64' is unknown"),
+        ({"precision": "fp16"}, "not supported on the CPU"),
+        pytest.param(
+            {"device": "cuda"},
+            r"not present on this machine \(devices present: cpu",
+            marks=pytest.mark.skipif(HAS_CUDA, reason="a CUDA device is present"),
+        ),
+    ],
+)
+def test_unusable_device_or_precision_is_refused(backbone, place, message):
+    with pytest.raises(EsmscaleError, match=message):
+        InvariantTTA(backbone, SHAPES, CONFIG, **place)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device on this machine (GPU test)")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_gpu_matches_cpu(backbone, data, precision):
+    config = InvariantTTAConfig(steps=0)  # AdamW's normalised steps amplify rounding
+    cpu = InvariantTTA(backbone, SHAPES, config).predict(data.images, data.masks)
+    gpu = InvariantTTA(backbone, SHAPES, CONFIG, device="cuda", precision=precision)
+    tuned = gpu.predict(data.images, data.masks)
+    assert tuned.device.type == "cpu" and tuned.dtype == torch.float32
+    assert torch.isfinite(tuned).all()
+    assert next(backbone.parameters()).device.type == "cpu"
+    gpu = InvariantTTA(backbone, SHAPES, config, device="cuda", precision=precision)
+    out = gpu.predict(data.images, data.masks)
+    tol = 1e-3 if precision == "fp32" else 0.05
+    assert torch.allclose(out, cpu, atol=tol * float(cpu.abs().max()))

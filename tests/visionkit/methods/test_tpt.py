@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from tests.visionkit.conftest import state_copy, states_equal
+from esmscale.errors import EsmscaleError
+from tests.visionkit.conftest import CPU_NAMES, state_copy, states_equal
 from visionkit.methods.tpt import TPT, TPTConfig
 
 
@@ -22,3 +24,21 @@ def test_zero_steps_is_zero_shot(backbone):
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(tpt.predict(images), tpt.classifier(images), atol=1e-6)
+
+
+@pytest.mark.parametrize("device", CPU_NAMES)
+def test_cpu_by_name_is_the_default_bit_for_bit(backbone, device):
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    config = TPTConfig(num_views=4, lr=0.05, steps=2)
+    default = TPT(backbone, ["circle", "square"], config).predict(images)
+    named = TPT(backbone, ["circle", "square"], config, device=device, precision="fp32")
+    assert torch.equal(default, named.predict(images))
+
+
+def test_bf16_on_the_cpu_returns_float32(backbone):
+    tpt = TPT(backbone, ["circle", "square"], TPTConfig(num_views=4, steps=2), precision="bf16")
+    out = tpt.predict(torch.rand(2, 3, 32, 32))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert tpt.classifier.context.dtype == torch.float32
+    with pytest.raises(EsmscaleError, match="not supported on the CPU"):
+        TPT(backbone, ["circle", "square"], precision="fp16")
