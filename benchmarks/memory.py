@@ -135,11 +135,20 @@ def _job(days: int, method: str, limit: str, store: Path) -> dict[str, Any]:
     }
 
 
+def _out_cells() -> int:
+    """Cells of one output field (the target grid the model's domain gives: 220 x 256)."""
+    from esmscale.datasets import synthetic_esm, synthetic_precip
+
+    esm = synthetic_esm(synthetic_precip(GRID, GRID, 8, seed=5), factor=FACTOR)
+    out = esm.esm.downscale("synthetic-pr-4x", members=1, method="noise-only")
+    return int(np.prod(out["pr"].shape[-2:]))
+
+
 def run(quick: bool, limit: str, cm_limit: str, ratio: float) -> dict[str, object]:
     from dask.utils import parse_bytes
 
     ratio = 0.5 if quick else ratio
-    per_day = MEMBERS * GRID * GRID * 4  # an upper bound: the output grid is 220 x 256
+    per_day = MEMBERS * _out_cells() * 4  # float32
     stream_days = int(np.ceil(ratio * parse_bytes(limit) / per_day / 8)) * 8
     cm_days = 8 if quick else 24
     tmp = Path(tempfile.mkdtemp(prefix="esmscale-memory-"))

@@ -186,14 +186,16 @@ def _memory_section() -> list[str]:
         ),
         "",
         (
-            "Open: the workers stay bounded, but the process that holds the client and the "
-            "`LocalCluster`'s scheduler does not. Its peak grows faster than the number of "
-            "blocks (the table's last column; 0.8 GB at 384 days and 2.2 GB at 1,536 days "
-            "in a probe of the same job, 6.5 GB at 3,072): the run of 6,144 days (6 GiB of "
-            "output, 4x the limit) was killed by the kernel at 23 GB, which is why the stream "
-            "row stops below 4x. Not yet found: not the in-memory input (the input is read "
-            "from Zarr) and not one write layer per block (one layer for the whole array "
-            "changed nothing)."
+            "The client and the `LocalCluster`'s scheduler share one process (the table's last "
+            "column). Until 2026-12-03 its peak grew with the square of the number of blocks "
+            "(6.5 GB at 3,072 days; 6,144 days were killed by the kernel at 23 GB): every "
+            "output block was its own dask collection (a delayed task and an array per tile, "
+            "per clip count and per chunk write) carrying the whole graph, so merging and "
+            "optimising *n* of them cost *n* squared (39 s just to optimise the graph of 768 "
+            "days). The tile tasks, the clip counts and the chunk writes are now one graph "
+            "layer each that refers to its inputs by key "
+            "(`esmscale.io.blockwrite.store_blocks`): the graph of any job has the same "
+            "~60 layers and grows linearly in tasks."
         ),
     ]
     return lines
