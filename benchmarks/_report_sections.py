@@ -149,6 +149,18 @@ def visionkit_section(vk: dict[str, Any], env: str) -> list[str]:
             "`docs/visionkit/benchmarks.md`."
         ),
         "",
+        *(
+            [
+                (
+                    f"Whole run (main experiments and probes, `--jobs {vk['jobs']}`: the TTA "
+                    "and MoPE probes in a second single-threaded process): "
+                    f"{vk['wall_s'] / 60:.1f} min on this 2-core machine."
+                ),
+                "",
+            ]
+            if "wall_s" in vk
+            else []
+        ),
         (
             f"**Shape-caption entailment** (3 classes, chance 0.33; {st['cls_steps']} steps, "
             f"{st['cls_examples']} training pairs, {st['cls_test']} test pairs)"

@@ -99,9 +99,10 @@ def _separate_scheduler(esm: xr.Dataset, store: Path) -> tuple[float, str]:
                 c.wait_for_workers(2, timeout=120)
             dt = _run(esm, store, Engine(scheduler=address, timeout=60))
         finally:
-            for p in procs:
+            # the workers first, then the scheduler: a worker whose scheduler went away first
+            # logs CommClosedError tracebacks while it reconnects
+            for p in [*procs[1:], procs[0]]:
                 p.terminate()
-            for p in procs:
                 p.wait(60)
     return dt, logs.read_text()
 
