@@ -16,7 +16,13 @@ import xarray as xr
 
 from esmscale import ConsistencyModel, EsmscaleError
 from esmscale.datasets import synthetic_esm, synthetic_precip
-from esmscale.downscaling.engine import Engine, active_client, open_engine, tune_allocator
+from esmscale.downscaling.engine import (
+    LOCAL_CLUSTER_CONFIG,
+    Engine,
+    active_client,
+    open_engine,
+    tune_allocator,
+)
 from esmscale.downscaling.pipeline import downscale
 from esmscale.io.zarr import write_zarr
 
@@ -64,6 +70,20 @@ def test_unreachable_scheduler_fails_fast_naming_the_address():
 
 def test_tune_allocator_applies_on_linux():
     assert tune_allocator() is sys.platform.startswith("linux")
+
+
+@pytest.mark.timeout(120)
+def test_local_cluster_settings_reach_the_workers_and_scheduler_only():
+    import dask
+
+    with open_engine(Engine(workers=1)) as client:
+        assert client is not None
+        got = client.run(lambda: {k: dask.config.get(k) for k in LOCAL_CLUSTER_CONFIG})
+        tick = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval)
+    assert list(got.values()) == [LOCAL_CLUSTER_CONFIG]
+    assert tick == 0.2  # seconds: the scheduler started with the cluster's tick
+    # the settings were scoped to the cluster's start: this process's config is the user's
+    assert dask.config.get("distributed.worker.profile.enabled") is True
 
 
 @pytest.mark.slow  # fast counterparts in the default run: test_pipeline's and test_zarr's clusters
