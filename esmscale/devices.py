@@ -44,6 +44,7 @@ __all__ = [
     "autocast",
     "autocast_dtype",
     "available_devices",
+    "grad_scaler",
     "model_on",
     "resolve_device",
     "to_device",
@@ -231,3 +232,16 @@ def model_on(model: Any, device: DeviceLike) -> Any:
                     setattr(moved, attr, getattr(model, attr))
             copies[dev] = moved
         return moved
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 on CUDA (fp16 gradients underflow without one), else None.
+
+    Examples
+    --------
+    >>> grad_scaler(torch.device("cpu"), "bf16") is None
+    True
+    """
+    if precision == "fp16" and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None

@@ -6,7 +6,7 @@ the names, the errors and the fp16-on-CPU refusal are the same. What is added he
 training small modules in place needs: a module is moved to the device for the duration of a
 call (:func:`on_device`) and moved back afterwards, because visionkit trains the caller's model
 (a cached copy, as :func:`esmscale.devices.model_on` makes, would be trained instead of it), and
-fp16 gradients on CUDA are scaled (:func:`grad_scaler`).
+fp16 gradients on CUDA are scaled (:func:`esmscale.devices.grad_scaler`).
 
 Examples
 --------
@@ -28,7 +28,14 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from esmscale.devices import DeviceLike, autocast, autocast_dtype, resolve_device, to_device
+from esmscale.devices import (
+    DeviceLike,
+    autocast,
+    autocast_dtype,
+    grad_scaler,
+    resolve_device,
+    to_device,
+)
 
 __all__ = [
     "DeviceLike",
@@ -118,19 +125,6 @@ def to_host(tensor: torch.Tensor) -> torch.Tensor:
     """
     t = tensor.detach().cpu()
     return t.float() if t.is_floating_point() else t
-
-
-def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
-    """A gradient scaler for fp16 on CUDA (fp16 gradients underflow without one), else None.
-
-    Examples
-    --------
-    >>> grad_scaler(torch.device("cpu"), "bf16") is None
-    True
-    """
-    if precision == "fp16" and device.type == "cuda":
-        return torch.amp.GradScaler("cuda")
-    return None
 
 
 def optimizer_step(

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from esmscale.cli.parser import add_device_arguments
 from visionkit import api
 from visionkit.backbones.clip import TinyClipConfig
 from visionkit.methods import TEST_TIME, TRAINED
@@ -34,21 +35,6 @@ def _add_train_args(p: argparse.ArgumentParser, steps: int, batch: int, lr: floa
     p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
 
 
-def _add_device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device",
-        default="cpu",
-        help="where the network runs: cpu, cuda, cuda:N, mps or auto (the first accelerator "
-        "present, else cpu); an absent device is an error listing the devices present",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16"],
-        default="fp32",
-        help="autocast precision of the network (fp16 is refused on cpu; use bf16 there)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -72,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-persons", type=int, default=300)
     p.add_argument("--correlation", type=float, default=0.8, help="shape-background shortcut")
     _add_train_args(p, steps=1500, batch=128, lr=2e-3)
-    _add_device_args(p)
+    add_device_arguments(p)
 
     p = sub.add_parser("train", help="train a method on its generated task")
     p.add_argument("method", choices=sorted(TRAINED))
@@ -81,14 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method-config", type=_json_dict, default={}, help="config fields as JSON")
     p.add_argument("--num-examples", type=int, default=3000)
     _add_train_args(p, steps=300, batch=64, lr=1e-3)
-    _add_device_args(p)
+    add_device_arguments(p)
 
     p = sub.add_parser("evaluate", help="evaluate a trained method (or retrieval of a backbone)")
     p.add_argument("--backbone", required=True, help="directory written by `pretrain`")
     p.add_argument("--model", help="directory written by `train`; omit for backbone retrieval")
     p.add_argument("--num-examples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    _add_device_args(p)
+    add_device_arguments(p)
 
     p = sub.add_parser("adapt", help="test-time adaptation on the shifted shapes split")
     p.add_argument("method", choices=["zero_shot", *sorted(TEST_TIME)])
@@ -96,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method-config", type=_json_dict, default={}, help="config fields as JSON")
     p.add_argument("--num-examples", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    _add_device_args(p)
+    add_device_arguments(p)
     return parser
 
 

@@ -11,7 +11,13 @@ import textwrap
 
 from esmscale._version import __version__
 
-__all__ = ["DOWNSCALING_METHODS", "FORECAST_BASELINES", "FORECAST_NETWORKS", "build_parser"]
+__all__ = [
+    "DOWNSCALING_METHODS",
+    "FORECAST_BASELINES",
+    "FORECAST_NETWORKS",
+    "add_device_arguments",
+    "build_parser",
+]
 
 #: Downscaling methods (``esmscale.downscaling.methods.available()``; a test keeps them equal,
 #: listed here so that ``--help`` imports nothing heavy).
@@ -76,14 +82,23 @@ def _check(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", choices=["raise", "warn", "off"], default="raise", help=_CHECK_HELP)
 
 
-def _device(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--device`` and ``--precision`` to a command-line parser (esmscale's and visionkit's).
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser()
+    >>> add_device_arguments(p)
+    >>> vars(p.parse_args(["--precision", "bf16"]))
+    {'device': 'cpu', 'precision': 'bf16'}
+    """
+    parser.add_argument(
         "--device",
         default="cpu",
         help="where the network runs: cpu, cuda, cuda:N, mps or auto (the first accelerator "
         "present, else cpu); an absent device is an error listing the devices present",
     )
-    p.add_argument(
+    parser.add_argument(
         "--precision",
         choices=["fp32", "bf16", "fp16"],
         default="fp32",
@@ -211,7 +226,7 @@ def _train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _quiet(t)
     _check(t)
-    _device(t)
+    add_device_arguments(t)
 
 
 def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -365,7 +380,7 @@ def _downscale(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     _quiet(w)
     _check(w)
-    _device(w)
+    add_device_arguments(w)
 
 
 def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -408,7 +423,7 @@ def _calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     _quiet(c)
     _check(c)
-    _device(c)
+    add_device_arguments(c)
 
 
 def _evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -539,7 +554,7 @@ def _forecast_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _quiet(ft)
     _check(ft)
-    _device(ft)
+    add_device_arguments(ft)
 
 
 def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -575,7 +590,7 @@ def _forecast(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     fc.add_argument("--chunk-size", type=int, default=32, help="init times per Dask task")
     _check(fc)
-    _device(fc)
+    add_device_arguments(fc)
 
 
 def _models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

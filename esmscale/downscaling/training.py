@@ -30,7 +30,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from esmscale.devices import autocast, autocast_dtype, resolve_device, to_device
+from esmscale.devices import autocast, autocast_dtype, grad_scaler, resolve_device, to_device
 from esmscale.errors import EsmscaleError
 from esmscale.io.checkpoint import (
     optimizer_tensors,
@@ -387,8 +387,7 @@ def _run(
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, losses = _resume_state(out, cfg, model, ema, opt) if resume else (0, [])
-    fp16 = place.precision == "fp16" and place.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if fp16 else None
+    scaler = grad_scaler(place.device, place.precision)
     net: torch.nn.Module = model
     if place.world > 1:
         ids = [place.device.index] if place.device.type == "cuda" else None
