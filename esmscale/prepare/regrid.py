@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 import xarray_regrid  # noqa: F401 - registers the ``.regrid`` accessor
+from dask.base import tokenize as dask_tokenize
 
 from esmscale.errors import EsmscaleError
 from esmscale.prepare.coords import find_latlon
@@ -431,6 +432,9 @@ def regrid(
     tlat_name, tlon_name = find_latlon(target)
     tlat = _coord_values(target, tlat_name)
     tlon = _coord_values(target, tlon_name)
+    if da.chunks is not None and _blockwise_ok(da, target, (tlat_name, tlon_name)):
+        keep = target_mask(target) if mask else None
+        return _regrid_blocks(da, _grid_only(target, (tlat_name, tlon_name)), method, keep)
     src, in_chunks = _regrid_source(da, tlat, tlon)
     out = _interpolate(src, tlat, tlon, method)
     if np.issubdtype(da.dtype, np.floating) and out.dtype != da.dtype:
@@ -451,6 +455,72 @@ def regrid(
     out.attrs = dict(da.attrs)
     out.encoding = {}
     return out.rename(da.name)
+
+
+def _grid_only(target: xr.Dataset | xr.DataArray, names: tuple[str, str]) -> xr.Dataset:
+    """The target's lat/lon coordinates (with their attributes), without its data."""
+    return xr.Dataset(coords={n: target[n].variable for n in names})
+
+
+def _blockwise_ok(da: xr.DataArray, target: Any, names: tuple[str, str]) -> bool:
+    """True if ``da``'s lat/lon are its dims and the target's are 1-D dim coordinates."""
+    lat, lon = find_latlon(da)
+    return (
+        lat in da.dims
+        and lon in da.dims
+        and all(target[n].dims == (n,) for n in names)
+        and not any(set(v.dims) & {lat, lon} for k, v in da.coords.items() if k not in (lat, lon))
+    )
+
+
+def _regrid_blocks(
+    da: xr.DataArray, grid: xr.Dataset, method: str, keep: xr.DataArray | None
+) -> xr.DataArray:
+    """Lazy :func:`regrid` of dask-backed ``da``: one task per chunk of its other dims.
+
+    Each chunk (all of lat/lon, one chunk of every other dim) is regridded eagerly by
+    :func:`regrid` itself, so the result is bitwise that of the numpy path; the many small
+    tasks of the same steps done with dask arrays (padding, filling, two interpolations,
+    masking) cost more in scheduling than in work on a distributed cluster.
+    """
+    lat, lon = find_latlon(da)
+    spatial = {lat: da[lat].variable, lon: da[lon].variable}
+    src = da.chunk({lat: -1, lon: -1})
+    names = tuple(map(str, src.dims))
+    keep_values = None if keep is None else keep.values
+    keep_dims = None if keep is None else keep.dims
+
+    def one(block: np.ndarray) -> np.ndarray:
+        part = xr.DataArray(block, dims=names, coords=spatial, name=da.name, attrs=da.attrs)
+        out = regrid(part, grid, method=method, mask=False)
+        if keep_values is not None:
+            out = out.where(xr.DataArray(keep_values, dims=keep_dims))
+        return np.asarray(out.values)
+
+    probe = xr.DataArray(
+        np.zeros([1 if d not in spatial else da.sizes[d] for d in names], dtype=da.dtype),
+        dims=names,
+        coords=spatial,
+        name=da.name,
+    )
+    tmpl = regrid(probe, grid, method=method, mask=False)
+    tnames = dict(zip(names, map(str, tmpl.dims), strict=True))
+    new_chunks = tuple(
+        (tmpl.sizes[tnames[d]],) if d in spatial else c
+        for d, c in zip(names, src.data.chunks, strict=True)
+    )
+    data = src.data.map_blocks(
+        one,
+        chunks=new_chunks,
+        dtype=tmpl.dtype,
+        meta=np.empty((0,) * len(names), dtype=tmpl.dtype),
+        name="esmscale-regrid-" + dask_tokenize(src.data.name, grid, method, keep_values),
+    )
+    coords = {k: v.variable for k, v in da.coords.items() if not set(v.dims) & set(spatial)}
+    coords.update({k: tmpl[k].variable for k in tnames.values() if k in tmpl.coords})
+    out = xr.DataArray(data, dims=tmpl.dims, coords=coords, name=da.name, attrs=dict(da.attrs))
+    out.encoding = {}
+    return out
 
 
 def _regrid_source(

@@ -349,6 +349,23 @@ def test_lazy_and_chunks_follow_input(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_lazy_is_one_task_per_chunk_and_identical_to_eager(method):
+    """Padding, filling, both interpolations and the mask run in one task per time chunk
+    (dozens of tiny tasks per chunk cost a distributed cluster more than the work), with the
+    eager result's values, dims, coordinates (scalar ones too) and attributes, in any dim order."""
+    da = _random(shape=(9, 8, 11), dtype=np.float32).assign_coords(height=2.0)
+    da[2, 1, 1] = np.nan
+    target = _obs_target()
+    for arr in (da, da.transpose("lat", "time", "lon")):
+        lazy = regrid(arr.chunk(time=2), target, method=method)
+        layers = lazy.data.__dask_graph__().layers
+        regrid_tasks = [k for k in lazy.data.__dask_graph__() if "esmscale-regrid" in str(k)]
+        assert len(regrid_tasks) == 5  # one per time chunk
+        assert len(layers) <= 3  # the input, its spatial merge, the regrid
+        xr.testing.assert_identical(lazy.compute(), regrid(arr, target, method=method))
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_chunk_invariance_1_3_7(method):
     da = _random(shape=(15, 8, 11), dtype=np.float32)
     da[:, 2, 4] = np.nan
