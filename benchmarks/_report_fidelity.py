@@ -26,8 +26,12 @@ def _cell(rec: dict[str, Any], key: str | None, fmt: str) -> str:
     return "" if v is None else format(v, fmt)
 
 
-def fidelity_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
-    """Candidates side by side, the input they are given and the previous run's figures."""
+def fidelity_section(
+    ib: dict[str, Any], previous: dict[str, Any] | None, earlier: dict[str, Any] | None = None
+) -> list[str]:
+    """Candidates side by side, the input they are given and the previous runs' figures
+    (``previous``: the network alone before issue 11; ``earlier``: the last run's candidates).
+    """
     d = ib.get("fidelity")
     if not d:
         return []
@@ -38,7 +42,8 @@ def fidelity_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> lis
             "Each row is the same CM and t* with other `downscale` keywords (`restore`: SD in "
             "E-OBS cells of the large scales kept from the bias-corrected input; `spread`: the "
             "amplitude of the mean-one perturbation per member, chosen by `calibrate_spread` "
-            "on the NCEP/E-OBS pairs of 1996-1997). CRPS, spread-skill, the outer rank-histogram "
+            "on the NCEP/E-OBS pairs of 1996-1997, or, in the `_broad` rows, on every 8th day "
+            "of the 15 training winters 1983-1997). CRPS, spread-skill, the outer rank-histogram "
             "bins "
             "(1 = uniform) and the intense-day ratio (mean output / mean input where the "
             "bias-corrected input is >= 20 mm/day) on NCEP -> E-OBS 1998-2002; pattern r: the "
@@ -68,6 +73,7 @@ def fidelity_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> lis
         + " | ".join(_cell(qin, k, f) for _, k, f in _COLS)
         + " |"
     )
+    lines += _previous_candidates(earlier)
     if previous:
         prev = {
             "crps": previous.get("crps_cm"),
@@ -98,6 +104,24 @@ def fidelity_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> lis
                 lines.append(f"| {m} | " + " | ".join(f"{v[t][w]:.3f}" for t, w in cols) + " |")
         lines.append("")
     return lines
+
+
+def _previous_candidates(earlier: dict[str, Any] | None) -> list[str]:
+    """The last run's candidate rows, labelled with its date (the same columns)."""
+    if not earlier or not earlier.get("fidelity"):
+        return []
+    rows = []
+    for name, rec in earlier["fidelity"]["candidates"].items():
+        kw = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in rec.get("downscale_kwargs", {}).items()
+        )
+        rows.append(
+            f"| previous run ({earlier['date'][:10]}): {name} ({kw or 'the network alone'}) | "
+            + " | ".join(_cell(rec, k, f) for _, k, f in _COLS)
+            + " |"
+        )
+    return rows
 
 
 def _findings(ib: dict[str, Any], d: dict[str, Any]) -> list[str]:
@@ -135,8 +159,22 @@ def _findings(ib: dict[str, Any], d: dict[str, Any]) -> list[str]:
             f"{net['crps'] if net else float('nan'):.3f}): a sharper, more confident ensemble "
             "around the same errors."
         )
+    narrow, broad = c.get("restore0.75_spread"), c.get("restore0.75_spread_broad")
+    if narrow and broad:
+        out.append(
+            f"- Where the amplitude is calibrated matters: at restore=0.75 the 1996-1997 pairs "
+            f"chose {narrow['downscale_kwargs']['spread']:.3f} (spread-skill "
+            f"{narrow['spread_skill']:.2f} on the held-out days, outer bins "
+            f"{narrow['rank_outer_bins_ratio']['first']:.2f} / "
+            f"{narrow['rank_outer_bins_ratio']['last']:.2f}), the pairs of all training winters "
+            f"{broad['downscale_kwargs']['spread']:.3f} (spread-skill {broad['spread_skill']:.2f}, "
+            f"outer bins {broad['rank_outer_bins_ratio']['first']:.2f} / "
+            f"{broad['rank_outer_bins_ratio']['last']:.2f}; CRPS {narrow['crps']:.3f} vs "
+            f"{broad['crps']:.3f})."
+        )
+    where = best.get("spread_calibrated_on", "the 1996-1997 pairs")
     out.append(
-        f"- With the spread perturbation calibrated on the 1996-1997 pairs, the chosen candidate "
+        f"- With the spread perturbation calibrated on {where}, the chosen candidate "
         f"has spread-skill {best['spread_skill']:.2f} on the held-out days, CRPS "
         f"{best['crps']:.3f} ({best['crps'] / d['mae_bilinear_qdm']:.2f}x the "
         f"{d['mae_bilinear_qdm']:.3f} MAE of bilinear + QDM), intense-day ratio "

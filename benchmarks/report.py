@@ -12,6 +12,7 @@ from _report_fidelity import fidelity_section
 from _report_sections import (
     forecast_section,
     probes_figure,
+    scaling_section,
     visionkit_probes_section,
     visionkit_section,
 )
@@ -291,7 +292,12 @@ def main() -> None:
                 f"{r['q99.9_err_mm']:+.2f} | {r['wet_freq_err']:+.3f} | "
                 f"{r['psd_err']:.3f} | {r.get('mean_err_rel', float('nan')):+.3f} |"
             )
-        lines += ["", *fidelity_section(ib, _load("real_iberia_previous"))]
+        lines += [
+            "",
+            *fidelity_section(
+                ib, _load("real_iberia_previous"), _load("real_iberia_previous_candidates")
+            ),
+        ]
         lines += [
             "",
             "### (c) RCP8.5 change and speed",
@@ -393,6 +399,9 @@ def main() -> None:
     fc = _load("forecast") or _load("forecast_quick")
     if fc:
         lines += forecast_section(fc, _env(fc))
+    sc = _load("scaling") or _load("scaling_quick")
+    if sc:
+        lines += scaling_section(sc, _env(sc))
     (DOCS / "benchmarks.md").write_text("\n".join(lines))
     print(f"wrote {DOCS / 'benchmarks.md'}")
 
