@@ -489,9 +489,10 @@ def _regrid_blocks(
     names = tuple(map(str, src.dims))
     keep_values = None if keep is None else keep.values
     keep_dims = None if keep is None else keep.dims
+    name, attrs = da.name, dict(da.attrs)  # not ``da``: each task would carry its graph
 
     def one(block: np.ndarray) -> np.ndarray:
-        part = xr.DataArray(block, dims=names, coords=spatial, name=da.name, attrs=da.attrs)
+        part = xr.DataArray(block, dims=names, coords=spatial, name=name, attrs=attrs)
         out = regrid(part, grid, method=method, mask=False)
         if keep_values is not None:
             out = out.where(xr.DataArray(keep_values, dims=keep_dims))
