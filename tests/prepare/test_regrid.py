@@ -438,3 +438,18 @@ def test_canesm2_descending_365day_refine_round_trip():
     assert np.isfinite(out.values).all()
     scale = np.nanmax(np.abs(da.values))
     assert np.abs(back[ok] - da.values[ok]).max() < 0.1 * scale
+
+
+def test_lazy_regrid_task_does_not_carry_the_input_graph():
+    """A regrid task's pickled size does not grow with the input's number of chunks."""
+    import cloudpickle
+
+    target = _obs_target()
+
+    def task_bytes(n_time):
+        da = _random(shape=(n_time, 8, 11), dtype=np.float32).chunk(time=1)
+        graph = dict(regrid(da, target).data.__dask_graph__())
+        key = next(k for k in graph if "esmscale-regrid" in str(k))
+        return len(cloudpickle.dumps(graph[key]))
+
+    assert task_bytes(200) < task_bytes(4) + 1000
