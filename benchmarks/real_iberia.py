@@ -17,10 +17,10 @@ Trains a consistency model (CM) and a diffusion model on E-OBS precipitation (0.
     CM after plain QDM, for both QDM variants alone and for the CM alone: plain QDM keeps the
     change per quantile, which here does not add up to the change in the mean.
 (d) Fidelity (issue 11), run first: candidate ``downscale`` settings of the same CM side by side
-    (the network alone; the large-scale restore; the restore with a spread perturbation whose
-    amplitude ``calibrate_spread`` fits on the 1996-1997 pairs or on pairs from all 15 training
-    winters): CRPS, spread-skill, outer
-    rank-histogram bins and the intense-day ratio on (a)'s days; the DJF mean map's pattern
+    (the network alone; the large-scale restore at SD 0.5, 0.75 or 2 cells with a spread
+    perturbation whose amplitude ``calibrate_spread`` fits on the 1996-1997 pairs or on pairs
+    from all 15 training winters): CRPS, spread-skill, outer rank-histogram bins and the
+    intense-day ratio on (a)'s days; the DJF mean map's pattern
     correlation with E-OBS (all land, coast, inland) for CNRM-CM5 historical after ``qdm-mean``;
     the RCP8.5 change of the mean, Rx1day and R95pTOT relative to the ESM's. The candidate that
     meets most targets is the one (a)-(c) use and the headline keys report.
