@@ -32,13 +32,13 @@ def _wrap_block_task(folder: Path, should_die: Any) -> None:
 
     original = getattr(kernel.block_task, "__wrapped_original__", kernel.block_task)
 
-    def block_task(spec, fine, region, member, time_index):  # type: ignore[no-untyped-def]
-        tile = f"m{member}-t{int(time_index[0])}-y{region[0].start}-x{region[1].start}"
+    def block_task(spec, fine, region, members, time_index):  # type: ignore[no-untyped-def]
+        tile = f"m{members[0]}-t{int(time_index[0])}-y{region[0].start}-x{region[1].start}"
         (folder / f"start-{tile}-{uuid.uuid4().hex}").touch()
-        if should_die(folder, member, int(time_index[0]), region):
+        if should_die(folder, tuple(members), int(time_index[0]), region):
             (folder / f"death-{tile}-{uuid.uuid4().hex}").touch()
             os._exit(1)  # the worker process dies at once, mid-task
-        return original(spec, fine, region, member, time_index)
+        return original(spec, fine, region, members, time_index)
 
     block_task.__wrapped_original__ = original  # type: ignore[attr-defined]
     kernel.block_task = block_task
@@ -55,7 +55,7 @@ class KillOnceAfter(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         after = self.after
 
-        def should_die(folder: Path, member: int, t0: int, region: Any) -> bool:
+        def should_die(folder: Path, members: tuple[int, ...], t0: int, region: Any) -> bool:
             started = sum(1 for _ in folder.glob("start-*"))
             return started > after and _claim(folder / "killed")
 
@@ -63,8 +63,8 @@ class KillOnceAfter(WorkerPlugin):
 
 
 class PoisonTile(WorkerPlugin):
-    """Kill every worker that starts the tile of ``member``, time ``t0`` and region start ``y0``,
-    ``x0`` (a tile that always crashes its worker)."""
+    """Kill every worker that starts the tile of ``member`` (with the other members of its
+    task), time ``t0`` and region start ``y0``, ``x0`` (a tile that always crashes its worker)."""
 
     name = "fault-poison-tile"
 
@@ -74,8 +74,9 @@ class PoisonTile(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         poison = self.tile
 
-        def should_die(folder: Path, member: int, t0: int, region: Any) -> bool:
-            return (member, t0, region[0].start, region[1].start) == poison
+        def should_die(folder: Path, members: tuple[int, ...], t0: int, region: Any) -> bool:
+            member, *where = poison
+            return member in members and (t0, region[0].start, region[1].start) == tuple(where)
 
         _wrap_block_task(self.folder, should_die)
 

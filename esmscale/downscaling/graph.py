@@ -1,10 +1,14 @@
-"""Step 3 of the pipeline, build the graph: one Dask task per (member, time chunk, y, x) chunk.
+"""Step 3 of the pipeline, build the graph: one Dask task per (time chunk, y, x) chunk.
 
 Every task is :func:`esmscale.downscaling.kernel.block_task` on the same
 :class:`~esmscale.downscaling.spec.BlockSpec`; the model travels as a small reference and is
-loaded once per worker process. Each task's key is ``("esmscale-block-<token>", member, time
-chunk, y chunk, x chunk)``: the block index of the output, so that a failed task can be named
-by the coordinates of its tile (:mod:`esmscale.io.failures`).
+loaded once per worker process. A task makes all members of its chunk (the output has one chunk
+along ``member``): their network inputs share the network's fixed-size batches, which one
+member of a few fields would fill partly with zero padding (10 fields of one window each: 10 of
+16 slots, so a third of the network's work was padding), and the graph has a task per chunk
+rather than per member. Each task's key is ``("esmscale-block-<token>", 0, time chunk, y
+chunk, x chunk)``: the block index of the output, so that a failed task can be named by the
+coordinates of its tile (:mod:`esmscale.io.failures`).
 
 With ``resources`` (e.g. ``{"GPU": 1}``) the tile tasks, and only they, carry Dask worker
 resources: on a distributed cluster they run only on workers that declare them (``dask worker
@@ -101,7 +105,7 @@ def build_graph(
     >>> data = dsa.zeros((4, 16, 16), chunks=(2, 16, 16), dtype="float32")
     >>> out = build_graph(data, spec, members=2, ych=(8, 8), xch=(16,))
     >>> out.shape, out.numblocks  # (member, time chunk, y chunk, x chunk)
-    ((2, 4, 16, 16), (2, 2, 2, 1))
+    ((2, 4, 16, 16), (1, 2, 2, 1))
     >>> out.compute().dtype
     dtype('float32')
     """
@@ -113,22 +117,24 @@ def build_graph(
     # One layer of tasks that refer to the input blocks by key: a graph linear in the number
     # of blocks (a delayed task and an array per block made it quadratic to merge and optimise).
     layer: dict[Any, Any] = {}
+    # all members in one task: their network inputs fill the same fixed-size batches
+    every = tuple(range(members))
     for ti in range(data.numblocks[0]):
         tidx = np.arange(t_off[ti], t_off[ti + 1])
-        for m, yi, xi in itertools.product(range(members), range(len(ych)), range(len(xch))):
+        for yi, xi in itertools.product(range(len(ych)), range(len(xch))):
             region = (slice(y_off[yi], y_off[yi + 1]), slice(x_off[xi], x_off[xi + 1]))
-            layer[(name, m, ti, yi, xi)] = (
+            layer[(name, 0, ti, yi, xi)] = (
                 block_task,
                 spec,
                 (data.name, ti, 0, 0),
                 region,
-                m,
+                every,
                 tidx,
             )
     annotate = dask.annotate(resources=res) if res else contextlib.nullcontext()
     with annotate:  # the tile tasks only: inputs and writes may run on any worker
         deps: list[Any] = [data]  # dask's DaskCollection protocol does not type Array
         graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
-    chunks = ((1,) * members, data.chunks[0], tuple(ych), tuple(xch))
+    chunks = ((members,), data.chunks[0], tuple(ych), tuple(xch))
     meta = np.empty((0, 0, 0, 0), dtype=np.float32)
     return dsa.Array(graph, name, chunks, meta=meta)

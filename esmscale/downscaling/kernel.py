@@ -12,18 +12,19 @@ benchmarks. Same spec, member, time index and tile: same field, whichever entry 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import numpy as np
 
 from esmscale.devices import autocast, model_on
 from esmscale.downscaling.restore import reach, restore_large_scales, smooth_perturbation
 from esmscale.downscaling.spec import BlockSpec
-from esmscale.downscaling.tiling import denoise_region, fixed_threads
+from esmscale.downscaling.tiling import denoise_members, fixed_threads
 from esmscale.errors import EsmscaleError
 from esmscale.io.model_cache import cached_model
 from esmscale.models.consistency import ConsistencyModel
 
-__all__ = ["TIME_CHUNK", "block_task", "run_block", "sample_fine"]
+__all__ = ["TIME_CHUNK", "block_task", "run_block", "run_members", "sample_fine"]
 
 #: Fields per kernel call in :func:`sample_fine` (bounds memory; results do not depend on it).
 TIME_CHUNK = 16
@@ -78,6 +79,41 @@ def run_block(
     >>> bool(np.array_equal(whole[:, :8], out, equal_nan=True))  # a region is the same field
     True
     """
+    return run_members(spec, fine, region, (member,), time_index)[0]
+
+
+def run_members(
+    spec: BlockSpec,
+    fine: np.ndarray,
+    region: tuple[slice, slice],
+    members: Sequence[int],
+    time_index: np.ndarray,
+) -> np.ndarray:
+    """Several members over ``region`` of the grid, their network inputs batched together.
+
+    Each member is the field :func:`run_block` gives for it alone (the network's batches have
+    a fixed size, and the noise is drawn per member, time index and tile); together they fill
+    the batches that one member of a few fields would pad with zeros.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(member, time, region ny, region nx)`` float32 in the model's units.
+
+    Examples
+    --------
+    >>> from esmscale.downscaling.tiling import TileGrid
+    >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16), patch_size=8))
+    >>> spec = BlockSpec.for_model(m, TileGrid(16, 16, tile=8, halo=4), t_star=0.2)
+    >>> fine = np.full((3, 16, 16), 2.0, dtype="float32")
+    >>> ens = run_members(spec, fine, (slice(0, 16), slice(0, 8)), (0, 1, 2), np.arange(3))
+    >>> ens.shape
+    (3, 3, 16, 8)
+    >>> alone = run_block(spec, fine, (slice(0, 16), slice(0, 8)), 2, np.arange(3))
+    >>> bool(np.array_equal(ens[2], alone))
+    True
+    """
     fine = np.asarray(fine, dtype=np.float32)
     time_index = np.asarray(time_index)
     if fine.ndim != 3 or time_index.shape != fine.shape[:1]:
@@ -85,6 +121,8 @@ def run_block(
             f"run_block: fields of shape {fine.shape} and time_index of shape "
             f"{time_index.shape}; give (time, ny, nx) fields and one index per field."
         )
+    if len(members) < 1:
+        raise EsmscaleError("run_members: no members; give at least one member index.")
     tr = spec.transform
     y = np.asarray(tr.forward(fine), dtype=np.float32)
     nan = ~np.isfinite(y)
@@ -92,16 +130,19 @@ def run_block(
     wide, inner = _widened(spec, region)
     threads = contextlib.nullcontext() if spec.threads is None else fixed_threads(spec.threads)
     with threads, autocast(spec.device, spec.precision):
-        z = denoise_region(
-            _model(spec), y, spec.grid, wide, spec.sampling, member=member, time_index=time_index
+        z = denoise_members(
+            _model(spec), y, spec.grid, wide, spec.sampling, members=members, time_index=time_index
         )
     if tr.kind == "log":
         z = np.clip(z, -1.0, None)
     out = np.asarray(tr.inverse(z), dtype=np.float32)
-    out[nan[:, wide[0], wide[1]]] = np.nan
+    out[:, nan[:, wide[0], wide[1]]] = np.nan
     if spec.restore is not None:
-        out = _restore(spec, out, fine[:, wide[0], wide[1]], wide, member, time_index)
-    return out[:, inner[0], inner[1]]
+        ref = fine[:, wide[0], wide[1]]
+        out = np.stack(
+            [_restore(spec, out[k], ref, wide, int(m), time_index) for k, m in enumerate(members)]
+        )
+    return out[:, :, inner[0], inner[1]]
 
 
 def _widened(
@@ -152,10 +193,10 @@ def block_task(
     spec: BlockSpec,
     fine: np.ndarray,
     region: tuple[slice, slice],
-    member: int,
+    members: Sequence[int],
     time_index: np.ndarray,
 ) -> np.ndarray:
-    """:func:`run_block` with a leading member axis: one Dask task of the pipeline's graph.
+    """:func:`run_members`: one Dask task of the pipeline's graph, all members of a chunk.
 
     Examples
     --------
@@ -163,10 +204,11 @@ def block_task(
     >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
     >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16), patch_size=8))
     >>> spec = BlockSpec.for_model(m, TileGrid(16, 16, tile=8, halo=4), t_star=0.2)
-    >>> block_task(spec, np.ones((3, 16, 16)), (slice(0, 8), slice(8, 16)), 1, np.arange(3)).shape
-    (1, 3, 8, 8)
+    >>> region = (slice(0, 8), slice(8, 16))
+    >>> block_task(spec, np.ones((3, 16, 16)), region, (0, 1), np.arange(3)).shape
+    (2, 3, 8, 8)
     """
-    return run_block(spec, fine, region, member, time_index)[None]
+    return run_members(spec, fine, region, members, time_index)
 
 
 def sample_fine(
@@ -207,8 +249,7 @@ def sample_fine(
         raise EsmscaleError(f"time_index has shape {tidx.shape}; expected ({nt},).")
     whole = (slice(0, spec.grid.ny), slice(0, spec.grid.nx))
     out = np.empty((members, *fine.shape), dtype=np.float32)
-    for m in range(members):
-        for t0 in range(0, nt, TIME_CHUNK):
-            sl = slice(t0, t0 + TIME_CHUNK)
-            out[m, sl] = run_block(spec, fine[sl], whole, m, tidx[sl])
+    for t0 in range(0, nt, TIME_CHUNK):
+        sl = slice(t0, t0 + TIME_CHUNK)
+        out[:, sl] = run_members(spec, fine[sl], whole, range(members), tidx[sl])
     return out

@@ -250,7 +250,7 @@ def downscale(
             c0 = cm.config.block_out_channels[0]
             act = network_activation_bytes(DEFAULT_BATCH, grid.windows, c0)
         need = min_worker_memory(
-            tmax * grid.ny * grid.nx * 4, tmax * max(ych) * max(xch) * 4, model_bytes, act
+            tmax * grid.ny * grid.nx * 4, members * tmax * max(ych) * max(xch) * 4, model_bytes, act
         )
         check_worker_memory(client, need)  # before any worker loads the model
         ship_model(ref)  # once per client: every worker gets the checkpoint and loads it once

@@ -15,7 +15,7 @@ output in any way and get bitwise-identical results.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,7 @@ from esmscale.errors import EsmscaleError
 from esmscale.models.consistency import ConsistencyModel
 from esmscale.models.sampler import DEFAULT_BATCH, SAMPLERS, field_noise
 
-__all__ = ["Sampling", "TileGrid", "denoise_region", "fixed_threads"]
+__all__ = ["SLAB", "Sampling", "TileGrid", "denoise_members", "denoise_region", "fixed_threads"]
 
 
 @contextlib.contextmanager
@@ -204,22 +204,7 @@ def denoise_region(
     member: int,
     time_index: np.ndarray,
 ) -> np.ndarray:
-    """Denoise the output ``region`` of one member from the whole-domain fields ``fine``.
-
-    Parameters
-    ----------
-    fine
-        ``(time, ny, nx)`` float32 fields in the network's space (finite: fill masked cells).
-    grid
-        The global tiling.
-    region
-        ``(y slice, x slice)`` of the output to produce.
-    sampling
-        Noise level, seed, steps, batch size and sampler (:class:`Sampling`).
-    member
-        Ensemble member (noise identity).
-    time_index
-        Global time index of each field (noise identity).
+    """Denoise the output ``region`` of one member: :func:`denoise_members` for ``(member,)``.
 
     Returns
     -------
@@ -240,6 +225,70 @@ def denoise_region(
     >>> bool(np.allclose(corner, z[:, :8, 8:], atol=1e-6))  # a region of the same field
     True
     """
+    return denoise_members(
+        model, fine, grid, region, sampling, members=(member,), time_index=time_index
+    )[0]
+
+
+#: Network inputs stacked at once by :func:`denoise_members` (a multiple of any batch size
+#: that divides it; bounds memory whatever the number of members, fields and windows).
+SLAB = 512
+
+
+def denoise_members(
+    model: ConsistencyModel,
+    fine: np.ndarray,
+    grid: TileGrid,
+    region: tuple[slice, slice],
+    sampling: Sampling,
+    *,
+    members: Sequence[int],
+    time_index: np.ndarray,
+) -> np.ndarray:
+    """Denoise the output ``region`` of several members from the whole-domain fields ``fine``.
+
+    All (member, window, time) inputs share the network's fixed-size batches, so a call for
+    several members fills batches that one member alone would pad with zeros (10 fields of one
+    window each fill 10 of 16 slots of two batches of 8; 4 members fill 40 of 40). Each
+    member's field is the same as when it is denoised alone: its noise is drawn from (seed,
+    member, time index, tile) and the batch size is fixed, so results do not depend on which
+    inputs share a batch.
+
+    Parameters
+    ----------
+    fine
+        ``(time, ny, nx)`` float32 fields in the network's space (finite: fill masked cells).
+    grid
+        The global tiling.
+    region
+        ``(y slice, x slice)`` of the output to produce.
+    sampling
+        Noise level, seed, steps, batch size and sampler (:class:`Sampling`).
+    members
+        Ensemble members (noise identities).
+    time_index
+        Global time index of each field (noise identity).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(member, time, region_ny, region_nx)`` float32 in the network's space.
+
+    Examples
+    --------
+    >>> from esmscale.models import ConsistencyConfig, ConsistencyModel
+    >>> m = ConsistencyModel(ConsistencyConfig(block_out_channels=(8, 16), patch_size=8))
+    >>> grid = TileGrid(16, 16, tile=8, halo=4)
+    >>> fine = np.zeros((2, 16, 16), dtype=np.float32)
+    >>> whole = (slice(0, 16), slice(0, 16))
+    >>> z = denoise_members(m, fine, grid, whole, Sampling(0.3), members=(0, 1),
+    ...                     time_index=np.arange(2))
+    >>> z.shape
+    (2, 2, 16, 16)
+    >>> one = denoise_region(m, fine, grid, whole, Sampling(0.3), member=1, time_index=np.arange(2))
+    >>> bool(np.array_equal(z[1], one))  # member 1 alone: the same field
+    True
+    """
     spec = SAMPLERS.get(sampling.sampler)
     t_star, seed, steps = sampling.t_star, sampling.seed, sampling.steps
     nt, ny, nx = fine.shape
@@ -250,31 +299,19 @@ def denoise_region(
     x0, x1 = xs.start or 0, nx if xs.stop is None else xs.stop
     tys, txs = grid.tiles_for(slice(y0, y1), slice(x0, x1))
     w1, w1x = grid.weights(0), grid.weights(1)
-    acc = np.zeros((nt, y1 - y0, x1 - x0), dtype=np.float64)
+    acc = np.zeros((len(members), nt, y1 - y0, x1 - x0), dtype=np.float64)
     wsum = np.zeros((y1 - y0, x1 - x0), dtype=np.float64)
     windows = [(iy, ix) for iy in tys for ix in txs]
     idx = {
         (iy, ix): (grid.indices(iy, ny, False, 0), grid.indices(ix, nx, grid.wrap_x, 1))
         for iy, ix in windows
     }
-    # batch all (window, time) pairs; the batch size is fixed, so results do not depend on
-    # which pairs share a batch
-    pairs = [(w, t) for w in windows for t in range(nt)]
-    x_in = np.stack([fine[t][np.ix_(*idx[w])] for w, t in pairs]) if pairs else None
-    if x_in is None:
-        return acc.astype(np.float32)
-    noise = np.stack(
-        [
-            np.stack([grid.noise(seed, member, int(time_index[t]), s, *idx[w]) for w, t in pairs])
-            for s in range(spec.draws(steps))
-        ]
-    )
-    y_out = spec.run(model, x_in, t_star, noise, batch_size=sampling.batch_size)
-    for k, (w, t) in enumerate(pairs):
-        iy, ix = w
+    # where each window's cells go in the region, and their blending weights
+    place = {}
+    for w in windows:
         ry, rx = idx[w]
-        span_y = np.arange(*grid._span(iy, 0))
-        span_x = np.arange(*grid._span(ix, 1))
+        span_y = np.arange(*grid._span(w[0], 0))
+        span_x = np.arange(*grid._span(w[1], 1))
         # keep cells whose unwrapped position is in the domain and whose index is in the region
         oky = (span_y >= 0) & (span_y < ny) & (ry >= y0) & (ry < y1)
         if grid.wrap_x:
@@ -282,8 +319,30 @@ def denoise_region(
         else:
             okx = (span_x >= 0) & (span_x < nx) & (rx >= x0) & (rx < x1)
         sy, sx = np.flatnonzero(oky), np.flatnonzero(okx)
-        ww = np.outer(w1[sy], w1x[sx])
-        acc[t][np.ix_(ry[sy] - y0, rx[sx] - x0)] += ww * y_out[k][np.ix_(sy, sx)]
-        if t == 0:
-            wsum[np.ix_(ry[sy] - y0, rx[sx] - x0)] += ww
-    return (acc / wsum[None]).astype(np.float32)
+        place[w] = (np.ix_(ry[sy] - y0, rx[sx] - x0), np.ix_(sy, sx), np.outer(w1[sy], w1x[sx]))
+        wsum[place[w][0]] += place[w][2]
+    # all (member, window, time) inputs in fixed-size batches, SLAB inputs at a time
+    triples = [(k, w, t) for k in range(len(members)) for w in windows for t in range(nt)]
+    if not triples:
+        return acc.astype(np.float32)
+    draws = spec.draws(steps)
+    slab = max(sampling.batch_size, SLAB - SLAB % sampling.batch_size)
+    for s0 in range(0, len(triples), slab):
+        part = triples[s0 : s0 + slab]
+        x_in = np.stack([fine[t][np.ix_(*idx[w])] for _, w, t in part])
+        noise = np.stack(
+            [
+                np.stack(
+                    [
+                        grid.noise(seed, int(members[k]), int(time_index[t]), s, *idx[w])
+                        for k, w, t in part
+                    ]
+                )
+                for s in range(draws)
+            ]
+        )
+        y_out = spec.run(model, x_in, t_star, noise, batch_size=sampling.batch_size)
+        for (k, w, t), y in zip(part, y_out, strict=True):
+            dst, src, ww = place[w]
+            acc[k, t][dst] += ww * y[src]
+    return (acc / wsum).astype(np.float32)

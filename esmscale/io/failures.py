@@ -1,8 +1,8 @@
 """Name a failed tile by its coordinates: a task that kept killing its workers becomes an error
 that says which member, times, latitudes and longitudes it covers, and how to go on.
 
-The tile tasks of the pipeline have keys ``("esmscale-block-<token>", member, time chunk,
-y chunk, x chunk)`` (:mod:`esmscale.downscaling.graph`), and the array layers fused with them
+The tile tasks of the pipeline have keys ``("esmscale-block-<token>", member chunk, time
+chunk, y chunk, x chunk)`` (:mod:`esmscale.downscaling.graph`), and the array layers fused with them
 keep that block index; :func:`tile_error` maps such a key to the coordinates of that block of
 the result.
 
