@@ -10,10 +10,12 @@ other, on
   reached by its address (``--scheduler``).
 
 Each is timed from the call to the completed store (cluster start-up excluded: a cluster is
-started once per job, whatever its size) and reported in fields per second (one field = one
-member of one day). The three in-process engines run back to back, 3 times (once with
-``--quick``); the ratios are taken within each repetition and their medians reported, with the
-CPU seconds per field of all processes (client, scheduler, workers). The per-field cost of one
+started once per job, whatever its size; it includes readying each worker, which imports the
+tile kernel and tunes its allocator, and is reported as ``engine_start_s``) and reported in
+fields per second (one field = one member of one day). The three in-process engines run back
+to back, 3 times (once with ``--quick``); the ratios are taken within each repetition and
+their medians reported, with the CPU seconds per field of all processes (client, scheduler,
+workers). The per-field cost of one
 single-threaded worker then projects the core-hours and wall time of downscaling CMIP6 daily
 precipitation 1950-2100 (55,000 days, 10 members) over Europe at 0.1 deg and globally at
 0.25 deg (scaled by grid cells, the network's cost being linear in cells at a fixed tile and
@@ -66,12 +68,19 @@ def _cpu_seconds() -> float:
     return total
 
 
-def _run(esm: xr.Dataset, store: Path, engine, cpu: list[float] | None = None) -> float:  # type: ignore[no-untyped-def]
-    """Seconds from the call to the completed store; appends the CPU seconds used to ``cpu``."""
+def _run(  # type: ignore[no-untyped-def]
+    esm: xr.Dataset, store: Path, engine, cpu: list[float] | None = None,
+    start: list[float] | None = None,
+) -> float:  # fmt: skip
+    """Seconds from the call to the completed store; appends the CPU seconds used to ``cpu``
+    and the engine's start-up seconds (workers started and readied) to ``start``."""
     from esmscale.downscaling.engine import open_engine
     from esmscale.io.zarr import write_zarr
 
+    s0 = time.perf_counter()
     with open_engine(engine) as client:
+        if start is not None:
+            start.append(time.perf_counter() - s0)
         if client is not None:
             client.run(lambda: None)  # workers up before the clock starts
         c0, t0 = _cpu_seconds(), time.perf_counter()
@@ -143,10 +152,11 @@ def run(quick: bool) -> dict[str, object]:
     label = {"default": "default scheduler", "w1": "1 worker", "w2": "2 workers"}
     runs: dict[str, list[float]] = {k: [] for k in engines}
     cpu: dict[str, list[float]] = {k: [] for k in engines}
+    start: dict[str, list[float]] = {k: [] for k in engines}
     repeats = 1 if quick else REPEATS
     for rep in range(repeats):
         for key, engine in engines.items():
-            runs[key].append(_run(esm, tmp / f"{key}-{rep}.zarr", engine, cpu[key]))
+            runs[key].append(_run(esm, tmp / f"{key}-{rep}.zarr", engine, cpu[key], start[key]))
             print(f"run {rep + 1}/{repeats}, {label[key]}: {fields / runs[key][-1]:.2f} fields/s, "
                   f"{cpu[key][-1] / fields * 1e3:.1f} CPU ms per field", flush=True)  # fmt: skip
     t_default, t_1w, t_2w = (float(np.median(runs[k])) for k in ("default", "w1", "w2"))
@@ -197,6 +207,7 @@ def run(quick: bool) -> dict[str, object]:
         "scaling_ratio": scaling_ratio,
         "cluster_vs_default": cluster_vs_default,
         "cpu_ms_per_field": {k: float(np.median(v)) / fields * 1e3 for k, v in cpu.items()},
+        "engine_start_s": {k: float(np.median(v)) for k, v in start.items()},
         "separate_scheduler_vs_default": t_default / t_sched,
         "outputs_bitwise_equal": bool(same),
         "separate_scheduler_workers_clean_stderr": not any(b in worker_err for b in banned),

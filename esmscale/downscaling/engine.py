@@ -44,6 +44,7 @@ from esmscale.io.model_cache import ModelRef, install_model
 __all__ = [
     "Engine",
     "ModelPlugin",
+    "WorkerSetup",
     "active_client",
     "check_resource_workers",
     "check_worker_memory",
@@ -51,6 +52,7 @@ __all__ = [
     "min_worker_memory",
     "network_activation_bytes",
     "open_engine",
+    "prepare_workers",
     "resource_table",
     "ship_model",
     "tune_allocator",
@@ -189,6 +191,7 @@ def open_engine(engine: Engine) -> Iterator[Client | None]:
     if engine.scheduler:
         client = _connect(engine.scheduler, engine.timeout)
         try:
+            prepare_workers(client)
             yield client
         finally:
             client.close()
@@ -209,6 +212,7 @@ def open_engine(engine: Engine) -> Iterator[Client | None]:
         )
     client = Client(cluster, set_as_default=True)
     try:
+        prepare_workers(client)
         yield client
     finally:
         client.close()
@@ -216,6 +220,43 @@ def open_engine(engine: Engine) -> Iterator[Client | None]:
         # "Worker process still alive"; on a busy machine a clean close takes longer.
         cluster.sync(_close_workers, cluster, SHUTDOWN_TIMEOUT)
         cluster.close(timeout=SHUTDOWN_TIMEOUT)
+
+
+class WorkerSetup(WorkerPlugin):
+    """Ready a worker process for tile tasks: import the tile kernel (torch, the network's
+    libraries) and tune the allocator (:func:`tune_allocator`), when the worker starts.
+
+    Without it the first tile task of each worker pays for these imports inside the job:
+    measured on this 2-core machine, a 2,000-field job on 2 fresh workers ran at 60-70 fields/s
+    against 95-100 with workers readied first (the imports cost several CPU seconds in each
+    worker process, at the same time as the other worker's tiles).
+    """
+
+    name = "esmscale-worker-setup"
+    idempotent = True
+
+    def setup(self, worker: Any) -> None:
+        """Import the kernel and tune the allocator in this worker process."""
+        import esmscale.downscaling.kernel  # noqa: F401  (torch and the network's libraries)
+
+        tune_allocator()
+
+
+def prepare_workers(client: Client) -> None:
+    """Register :class:`WorkerSetup` on ``client``: current workers run it now, new ones at start.
+
+    :func:`open_engine` calls it, so that a cluster's start-up includes readying its workers;
+    call it yourself on a ``Client`` you made, before a job whose throughput matters.
+
+    Examples
+    --------
+    >>> with Client(processes=False, n_workers=1, dashboard_address=None) as client:
+    ...     prepare_workers(client)
+    ...     "esmscale-worker-setup" in client.run(lambda dask_worker: list(dask_worker.plugins))[
+    ...         next(iter(client.scheduler_info()["workers"]))]
+    True
+    """
+    client.register_plugin(WorkerSetup())
 
 
 async def _close_workers(cluster: Any, timeout: float) -> None:
