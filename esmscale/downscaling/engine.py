@@ -244,17 +244,18 @@ class WorkerSetup(WorkerPlugin):
     idempotent = True
 
     def setup(self, worker: Any) -> None:
-        """Import the kernel and tune the allocator in this worker process."""
-        import esmscale.downscaling.kernel  # noqa: F401  (torch and the network's libraries)
-
+        """Tune the allocator and import the kernel in this worker process."""
         tune_allocator()
+        import esmscale.downscaling.kernel  # noqa: F401  (torch and the network's libraries)
 
 
 def prepare_workers(client: Client) -> None:
     """Register :class:`WorkerSetup` on ``client``: current workers run it now, new ones at start.
 
     :func:`open_engine` calls it, so that a cluster's start-up includes readying its workers;
-    call it yourself on a ``Client`` you made, before a job whose throughput matters.
+    call it yourself on a ``Client`` you made, before a job whose throughput matters. Workers
+    whose memory limit is below :data:`WORKER_BASE_BYTES` are left as they are (the imports
+    alone would exceed it; a job refuses them with the minimum it needs).
 
     Examples
     --------
@@ -264,6 +265,12 @@ def prepare_workers(client: Client) -> None:
     ...         next(iter(client.scheduler_info()["workers"]))]
     True
     """
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    limits = [int(info.get("memory_limit") or 0) for info in workers.values()]
+    if any(0 < limit < WORKER_BASE_BYTES for limit in limits):
+        # the imports alone would exceed such a worker's limit and get it killed; a job
+        # refuses it with the minimum it needs instead (check_worker_memory)
+        return
     client.register_plugin(WorkerSetup())
 
 

@@ -245,7 +245,7 @@ def test_cli_killed_mid_write_to_s3_resumes_bitwise_equal(s3, tiny_model_dir, tm
         proc.kill()  # SIGKILL
         proc.wait()
     written, total = chunk_counts(url)
-    assert 4 <= written < total == 2 * 16
+    assert 4 <= written < total == 16  # time chunks (both members in each)
     assert not is_complete(url)
 
     assert main([*argv, "--resume"]) == 0
