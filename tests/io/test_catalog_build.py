@@ -25,6 +25,20 @@ def _write(path: Path, name: str = "pr", attrs: dict | None = None) -> None:
     ds.to_netcdf(path)
 
 
+@pytest.fixture(autouse=True)
+def _serial_catalog_opens(monkeypatch):
+    """netCDF-C/HDF5 is not thread-safe: intake-esm opens the entries from a pool of
+    ``dask.system.CPU_COUNT`` threads and the files of each entry in dask threads, which crashed
+    the test process (a segfault in CI, in ``get_attrs``). One pool thread here, and
+    :func:`_open_all` passes ``threaded=False``, keep every open serial."""
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 1)
+
+
+def _open_all(cat, **kwargs) -> dict:
+    """Every dataset of ``cat``, opened one after the other."""
+    return cat.to_dataset_dict(progressbar=False, threaded=False, **kwargs)
+
+
 def test_attributes_names_and_bad_files(tmp_path, capsys):
     data = tmp_path / "data"
     (data / "cordex").mkdir(parents=True)
@@ -45,7 +59,7 @@ def test_attributes_names_and_bad_files(tmp_path, capsys):
     assert rows.loc["tas", ["project", "domain", "driving_source_id", "source_id"]].tolist() == [
         "CORDEX", "EUR-11", "MPI-ESM-LR", "CLMcom-CCLM"]  # fmt: skip
     assert rows.loc["tas", "time_range"] == "20000101-20000104"
-    assert len(cat.to_dataset_dict(progressbar=False)) == 2
+    assert len(_open_all(cat)) == 2
 
 
 def test_free_text_sources_observations_and_reanalyses(tmp_path):
@@ -91,7 +105,7 @@ def test_free_text_sources_observations_and_reanalyses(tmp_path):
     }  # fmt: skip
     assert {path: rows.loc[path].tolist() for path in expected} == expected
     cat = load_catalog(build.json_path, root=data)
-    assert len(cat.to_dataset_dict(progressbar=False)) == len(expected)
+    assert len(_open_all(cat)) == len(expected)
 
 
 def test_zarr_and_netcdf_assets_open_through_the_catalog(tmp_path):
@@ -158,7 +172,7 @@ def test_links_out_of_the_folder_are_reported_and_the_catalog_opens(tmp_path, ca
     assert f"dangling.nc: a broken link (to {tmp_path / 'gone.nc'}, which does not exist)" in out
     cat = load_catalog(tmp_path / "cat.json", root=data)  # no path leaves the root
     assert sorted(cat.df["source_id"]) == ["ESM1", "ESM2"]
-    assert len(cat.to_dataset_dict(progressbar=False)) == 2
+    assert len(_open_all(cat)) == 2
 
 
 def test_a_folder_that_cannot_be_listed_is_reported_and_the_scan_goes_on(tmp_path):
@@ -188,7 +202,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_the_scan_goes_on(tmp_pat
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_whole_shared_data_folder(tmp_path, capsys, monkeypatch):
+def test_whole_shared_data_folder(tmp_path, capsys):
     """`esmscale catalog build` over all of ../shared/data: every entry loads, nothing dropped.
 
     CMIP5, CMIP6, reanalysis, observations and a CORDEX RCM are mixed there; intake-esm opens
@@ -231,13 +245,7 @@ def test_whole_shared_data_folder(tmp_path, capsys, monkeypatch):
     cat = load_catalog(out, root=root)
     keys = list(cat.keys())
     coder = xr.coders.CFDatetimeCoder(use_cftime=True)
-    # netCDF-C/HDF5 is not thread-safe: intake-esm opens the entries from a pool of
-    # dask.system.CPU_COUNT threads and the files of each entry in threads too, which crashed
-    # the process (a segfault in CI); one pool thread and threaded=False keep the opens serial
-    monkeypatch.setattr(dask.system, "CPU_COUNT", 1)
-    dsets = cat.to_dataset_dict(
-        xarray_open_kwargs={"decode_times": coder}, progressbar=False, threaded=False
-    )
+    dsets = _open_all(cat, xarray_open_kwargs={"decode_times": coder})
     assert sorted(dsets) == sorted(keys)
     for key, ds in dsets.items():
         assert ds.data_vars, key
