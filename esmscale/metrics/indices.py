@@ -320,12 +320,16 @@ def index_change(
     *,
     freq: str = "YS",
     valid: xr.DataArray | None = None,
+    per_cell: bool = False,
 ) -> dict[str, float]:
     """Relative change of each index between two periods: ``mean(fut) / mean(past) - 1``.
 
     R95pTOT of both periods uses the past period's wet-day 95th percentile (a fixed base, so
     the index measures the change in heavy-day totals). ``valid`` (a lat/lon mask) restricts
-    the cells averaged.
+    the cells averaged. ``per_cell``: the mean over cells of each cell's relative change
+    (every cell counts alike) instead of the change of the domain mean, in which wet cells
+    weigh most; a bias correction that reshapes the climatology map changes the second even
+    where it keeps every cell's change.
 
     Examples
     --------
@@ -334,7 +338,20 @@ def index_change(
     >>> ch = index_change(past * 1.2, past, ["rx1day", "prcptot"])
     >>> round(ch["rx1day"], 3)
     0.2
+    >>> wet_east = past * xr.DataArray(np.linspace(1.0, 3.0, 8), dims="lon")
+    >>> east_up = wet_east * xr.DataArray([1.0] * 4 + [1.4] * 4, dims="lon")
+    >>> round(index_change(east_up, wet_east, ["rx1day"], per_cell=True)["rx1day"], 3)
+    0.2
+    >>> round(index_change(east_up, wet_east, ["rx1day"])["rx1day"], 2)  # wet cells weigh more
+    0.27
     """
-    mf = _mean_over(climate_indices(future, indices, freq=freq, base=past, name="future"), valid)
-    mp = _mean_over(climate_indices(past, indices, freq=freq, base=past, name="past"), valid)
+    fi = climate_indices(future, indices, freq=freq, base=past, name="future")
+    pi = climate_indices(past, indices, freq=freq, base=past, name="past")
+    if per_cell:
+        grid = latlon_dims(past, "past")
+        other = [d for d in fi.dims if d not in grid]
+        with _quiet():
+            rel = (fi.mean(other) / pi.mean(other) - 1.0).compute()
+        return _mean_over(rel, valid)
+    mf, mp = _mean_over(fi, valid), _mean_over(pi, valid)
     return {k: (mf[k] / mp[k] - 1.0) if mp[k] != 0 else float("nan") for k in mf}

@@ -100,6 +100,21 @@ def test_bias_and_change_are_relative() -> None:
     assert change["r95ptot"] > 0.05
 
 
+def test_per_cell_change_counts_every_cell_alike() -> None:
+    """A wet half unchanged and a dry half +50 %: each cell's change averaged is +25 %, while the
+    domain mean, dominated by the wet half, changes less."""
+    obs = _pr()
+    nlon = obs.sizes["lon"]
+    half = [3.0] * (nlon // 2) + [1.0] * (nlon - nlon // 2)
+    past = obs * xr.DataArray(half, dims="lon")
+    fut = past * xr.DataArray([1.0] * (nlon // 2) + [1.5] * (nlon - nlon // 2), dims="lon")
+    cells = index_change(fut, past, ["rx1day"], per_cell=True)["rx1day"]
+    valid = past.notnull().any("time").values  # the sea cell is in the wet half
+    share_dry = valid[:, nlon // 2 :].sum() / valid.sum()
+    assert cells == pytest.approx(0.5 * share_dry, rel=1e-5)
+    assert index_change(fut, past, ["rx1day"])["rx1day"] < cells - 0.05
+
+
 def test_monthly_data_is_refused_with_the_reason() -> None:
     pr = _pr().resample(time="MS").mean().assign_attrs(units="mm day-1")
     with pytest.raises(EsmscaleError, match=r"need daily data.*monthly"):
