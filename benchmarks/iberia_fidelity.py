@@ -57,7 +57,12 @@ def intense_day_ratio(ens: xr.DataArray, inp: xr.DataArray) -> float:
 
 
 def pairs_scores(ens: xr.DataArray, truth: xr.DataArray, inp: xr.DataArray) -> dict[str, Any]:
+    # a diagnostic, not a method: the ensemble scaled by one factor so that its mean over the
+    # held-out days is the truth's (it uses the truth); if the outer bins then flatten, their
+    # excess is the mean bias of the input, not the ensemble's dispersion
+    factor = float(truth.mean()) / float(ens.where(truth.notnull()).mean())
     return {
+        "rank_outer_bins_ratio_debiased": outer_bins_ratio(ens * factor, truth),
         "crps": float(M.fair_crps(ens, truth)),
         "spread_skill": float(M.spread_skill_ratio(ens, truth)),
         "rank_outer_bins_ratio": outer_bins_ratio(ens, truth),
@@ -77,23 +82,97 @@ def map_scores(ens: xr.DataArray, obs_mean: xr.DataArray, land: xr.DataArray) ->
     }
 
 
+CHANGE_INDICES = ("rx1day", "r95ptot")
+
+
+def _changes(fut: xr.DataArray, past: xr.DataArray, land: xr.DataArray) -> dict[str, float]:
+    """Relative change of the mean, Rx1day and R95pTOT: per cell averaged over land (every
+    cell alike) and of the domain mean (``*_domain_total``, wet cells weigh most)."""
+    out: dict[str, float] = {}
+    for per_cell, suffix in ((True, ""), (False, "_domain_total")):
+        ch = M.index_change(
+            fut, past, list(CHANGE_INDICES), freq=WINTERS, valid=land, per_cell=per_cell
+        )
+        if per_cell:
+            other = [d for d in fut.dims if d not in ("lat", "lon")]
+            rel = fut.mean(other) / past.mean([d for d in past.dims if d in other]) - 1.0
+            mean = float(rel.where(land).mean())
+        else:
+            mean = float(fut.where(land).mean()) / float(past.where(land).mean()) - 1.0
+        out[f"mean{suffix}"] = mean
+        out.update({f"{k}{suffix}": float(ch[k]) for k in CHANGE_INDICES})
+    return out
+
+
 def change_ratios(
     fut: xr.DataArray, past: xr.DataArray, esm: dict[str, float], land: xr.DataArray
-) -> dict[str, float]:
-    """Change of the mean, Rx1day and R95pTOT relative to the ESM's own (``esm``)."""
-    ch = M.index_change(fut, past, ["rx1day", "r95ptot"], freq=WINTERS, valid=land)
-    mean = float(fut.where(land).mean()) / float(past.where(land).mean()) - 1.0
-    return {
-        "rcp85_change_ratio": mean / esm["mean"],
-        "rx1day_change_ratio": ch["rx1day"] / esm["rx1day"],
-        "r95ptot_change_ratio": ch["r95ptot"] / esm["r95ptot"],
-    }
+) -> dict[str, Any]:
+    """Change of the mean, Rx1day and R95pTOT relative to the ESM's own (``esm``).
+
+    The headline ratios are per cell (each cell's relative change averaged over land, for the
+    ESM likewise); ``*_domain_total`` ratios use the change of the domain mean. With a
+    ``member`` dim of more than one member, ``members`` holds each member's ratios and
+    ``*_se`` the standard error of the ensemble's ratio from their spread.
+    """
+    ch = _changes(fut, past, land)
+    names = {"mean": "rcp85_change_ratio", "rx1day": "rx1day_change_ratio",
+             "r95ptot": "r95ptot_change_ratio"}  # fmt: skip
+    out: dict[str, Any] = {"change": ch}
+    for k, name in names.items():
+        out[name] = ch[k] / esm[k]
+        out[f"{name}_domain_total"] = ch[f"{k}_domain_total"] / esm[f"{k}_domain_total"]
+        out[f"{name.replace('_ratio', '')}_minus_esm_pp"] = 100.0 * (ch[k] - esm[k])
+    if "member" in fut.dims and fut.sizes["member"] > 1:
+        per = [
+            _changes(fut.isel(member=m), past.isel(member=m), land)
+            for m in range(fut.sizes["member"])
+        ]
+        out["members"] = {name: [p[k] / esm[k] for p in per] for k, name in names.items()}
+        for name, vals in out["members"].items():
+            out[f"{name}_se"] = float(np.std(vals, ddof=1) / np.sqrt(len(vals)))
+    return out
 
 
-def esm_change(fut: xr.DataArray, past: xr.DataArray, land: xr.DataArray) -> dict[str, float]:
-    ch = M.index_change(fut, past, ["rx1day", "r95ptot"], freq=WINTERS, valid=land)
-    mean = float(fut.where(land).mean()) / float(past.where(land).mean()) - 1.0
-    return {"mean": mean, **ch}
+def mean_change_ratio(
+    fut: xr.DataArray, past: xr.DataArray, esm: dict[str, Any], land: xr.DataArray
+) -> float:
+    """The per-cell mean change (as :func:`_changes`) relative to the ESM's."""
+    other = [d for d in fut.dims if d not in ("lat", "lon")]
+    rel = fut.mean(other) / past.mean([d for d in past.dims if d in other]) - 1.0
+    return float(rel.where(land).mean()) / float(esm["mean"])
+
+
+def esm_change(fut: xr.DataArray, past: xr.DataArray, land: xr.DataArray) -> dict[str, Any]:
+    """The ESM's own changes (as :func:`_changes`) and, per index, the 5-95 % range of its
+    domain-total change when the winters of each period are resampled (2,000 bootstrap draws):
+    how far the change itself is from zero, given 20 winters."""
+    out: dict[str, Any] = _changes(fut, past, land)
+    rng = np.random.default_rng(0)
+    ci: dict[str, list[float]] = {}
+    fi = M.climate_indices(fut, list(CHANGE_INDICES), freq=WINTERS, base=past, name="future")
+    pi = M.climate_indices(past, list(CHANGE_INDICES), freq=WINTERS, base=past, name="past")
+    series = {k: (_winter_means(fi[k], land), _winter_means(pi[k], land)) for k in CHANGE_INDICES}
+    w = WINTERS
+    series["mean"] = (
+        _winter_means(fut.resample(time=w).mean(), land),
+        _winter_means(past.resample(time=w).mean(), land),
+    )
+    for k, (a, b) in series.items():
+        draws = [
+            a[rng.integers(0, a.size, a.size)].mean() / b[rng.integers(0, b.size, b.size)].mean()
+            - 1.0
+            for _ in range(2000)
+        ]
+        ci[k] = [float(v) for v in np.percentile(draws, [5, 95])]
+    out["bootstrap_90"] = ci
+    out["winters"] = int(series["mean"][0].size)
+    return out
+
+
+def _winter_means(ix: xr.DataArray, land: xr.DataArray) -> np.ndarray:
+    """The land mean of a per-winter index, one value per complete winter."""
+    v = ix.where(land).mean([d for d in ix.dims if d != "time"]).values
+    return np.asarray(v[np.isfinite(v)], dtype=np.float64)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

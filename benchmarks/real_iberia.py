@@ -48,6 +48,7 @@ import esmscale
 from esmscale import TrainConfig, calibrate_noise_level
 from esmscale import metrics as M
 from esmscale.downscaling.calibration import calibrate_on_pairs, calibrate_spread
+from esmscale.downscaling.change import keep_change
 from esmscale.prepare import QDMCorrector, regrid
 
 DATA = Path(
@@ -343,29 +344,42 @@ def run(quick: bool) -> dict[str, object]:
             "psd_err": float(M.psd_error(M.radial_psd(r), psd_ref, k_min=k_deg)),
         }
 
-    # (c) RCP8.5 change
+    # (c) RCP8.5 change: the chosen settings with more members (a member's 20-winter change
+    # carries the sampling noise of its perturbations; the ensemble's is reported with its
+    # standard error), per cell and of the domain mean
     rdays = slice(0, 60) if quick else slice(None)
     fut = rcp.isel(time=rdays).chunk({"time": 100})
     past = hist.isel(time=rdays).chunk({"time": 100})
     land = np.isfinite(eobs).any("time")
     fut_fine, past_fine = regrid(fut, eobs), regrid(past, eobs)  # the ESM on the E-OBS grid
-    esm_f, esm_p = _mm(fut_fine).where(land), _mm(past_fine).where(land)
-    change_esm = float(esm_f.mean()) / float(esm_p.mean()) - 1.0
+    esm_f, esm_p = (_mm(x).where(land).compute() for x in (fut_fine, past_fine))
+    esm_ch = F.esm_change(esm_f, esm_p, land)
 
     def ratio(f: xr.DataArray, p: xr.DataArray) -> float:
-        f, p = _mm(f).where(land), _mm(p).where(land)
-        return (float(f.mean()) / float(p.mean()) - 1.0) / change_esm
+        return F.mean_change_ratio(_mm(f).where(land), _mm(p).where(land), esm_ch, land)
 
-    def through_cm(corrector: QDMCorrector | None) -> tuple[xr.DataArray, xr.DataArray]:
-        kwc = {**kwb, "members": 2, "bias_correction": corrector}
+    def through_cm(corrector: QDMCorrector | None, n: int = 2) -> tuple[xr.DataArray, xr.DataArray]:
+        kwc = {**kwb, "members": n, "bias_correction": corrector}
         return fut.esm.downscale(cm, **kwc).compute(), past.esm.downscale(cm, **kwc).compute()
 
-    ds_f, ds_p = through_cm(qdm_mean)
-    change_ds = float(_mm(ds_f).mean()) / float(_mm(ds_p).mean()) - 1.0
+    change_members = 2 if quick else 10
+    ds_f, ds_p = (_mm(x).where(land) for x in through_cm(qdm_mean, change_members))
+    cs = F.change_ratios(ds_f, ds_p, esm_ch, land)
+    q_f, q_p = (_mm(qdm_mean.adjust(x)).where(land).compute() for x in (fut_fine, past_fine))
+    kept = keep_change(ds_f, ds_p, esm_f, esm_p).compute()
+    kept_in = keep_change(q_f, q_p, esm_f, esm_p).compute()
     c = {
-        "rcp85_change_downscaled": change_ds,
-        "rcp85_change_esm": change_esm,
-        "rcp85_change_ratio": change_ds / change_esm,
+        "rcp85_change_downscaled": cs["change"]["mean"],
+        "rcp85_change_esm": esm_ch["mean"],
+        "rcp85_change_members": change_members,
+        **{k: v for k, v in cs.items() if k not in ("change", "members")},
+        "change_signal": {
+            "esm": esm_ch,
+            "cm_qdm_mean": cs,
+            "qdm_mean_input": F.change_ratios(q_f, q_p, esm_ch, land),
+            "cm_qdm_mean_keep_change": F.change_ratios(kept, ds_p, esm_ch, land),
+            "qdm_mean_input_keep_change": F.change_ratios(kept_in, q_p, esm_ch, land),
+        },
         "rcp85_change_ratio_cm_qdm": ratio(*through_cm(qdm_hist)),
         "rcp85_change_ratio_qdm_mean_only": ratio(
             qdm_mean.adjust(fut_fine), qdm_mean.adjust(past_fine)
@@ -374,12 +388,8 @@ def run(quick: bool) -> dict[str, object]:
         "rcp85_change_ratio_cm_only": ratio(*through_cm(None)),
     }
 
-    names = ("rank_outer_bins_ratio", "intense_day_ratio", "rx1day_change_ratio")
-    d_keys = {k: shipped[k] for k in (*names, "r95ptot_change_ratio")}
-    d_keys["pattern_corr_cm"] = shipped["pattern_corr"]
-    d_keys["pattern_corr_cm_coast"] = shipped["pattern_corr_coast"]
-    d_keys["pattern_corr_qdm"] = d["qdm_mean_input"]["pattern_corr"]
-
+    d_keys = {k: shipped[k] for k in ("rank_outer_bins_ratio", "intense_day_ratio")}
+    d_keys["rank_outer_bins_ratio_debiased"] = shipped["rank_outer_bins_ratio_debiased"]
     # speed, per field, same run
     n_fields = int(sim.sizes["time"]) * members
     one = sim.isel(time=slice(0, 4))
@@ -409,7 +419,7 @@ def run(quick: bool) -> dict[str, object]:
         "psd_err_cm<=psd_err_interp/3 (a)": a["psd_err_cm"] <= a["psd_err_interp"] / 3,
         "psd_err_cm<=psd_err_interp/3 (b)": b["cm"]["psd_err"] <= b["bilinear"]["psd_err"] / 3,
         "0.7<=spread_skill<=1.3": 0.7 <= a["spread_skill"] <= 1.3,
-        "0.9<=rcp85_change_ratio<=1.1": 0.9 <= c["rcp85_change_ratio"] <= 1.1,
+        "0.95<=rcp85_change_ratio<=1.05": 0.95 <= c["rcp85_change_ratio"] <= 1.05,
         "speed_ratio>=200": speed["speed_ratio_cm_vs_diffusion"] >= 200,
     }
     return {
