@@ -314,3 +314,60 @@ def _change_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> list
         )
     lines.append("")
     return lines
+
+
+_INPUT_ROWS = [
+    ("plain QDM (keeps the change per quantile)", "qdm"),
+    ("`qdm-mean` (each cell's mean change kept)", "qdm_mean"),
+    ("plain QDM + `keep_change`", "qdm_keep_change"),
+    ("plain QDM + light days scaled to the mean change", "qdm_light_days"),
+]
+
+
+def change_inputs_section(ci: dict[str, Any]) -> list[str]:
+    """benchmarks/change_inputs.py: the change each bias-corrected input keeps (no network)."""
+    esm, v = ci["esm"], ci["variants"]
+    lf = ci["light_days_factor"]
+    quick = " (quick run)" if ci.get("quick") else ""
+    lines = [
+        f"### Which change can the input keep? (`benchmarks/change_inputs.py`){quick}",
+        "",
+        (
+            "The network keeps the large scales of the bias-corrected field it is given, so the "
+            "change of a downscaling is decided before it. CNRM-CM5 RCP8.5 2081-2100 vs "
+            "historical 1983-2002 (DJF) on the E-OBS grid, each input alone; per-cell changes "
+            "averaged over land, ratio to the ESM's (ESM: mean "
+            f"{esm['mean']:+.4f}, Rx1day {esm['rx1day']:+.4f}, R95pTOT {esm['r95ptot']:+.4f}); "
+            "Rx1day also as the difference in percentage points. The light-days variant scales "
+            f"each cell's days at or below its past wet-day {lf['quantile']:g} quantile by one "
+            f"factor (median {lf['median']:.3f}, range {lf['min']:.3f}-{lf['max']:.3f})."
+        ),
+        "",
+        "| input | mean change | Rx1day change | Rx1day minus ESM | R95pTOT change |",
+        "|---|---|---|---|---|",
+    ]
+    for label, key in _INPUT_ROWS:
+        r = v.get(key)
+        if r is None:
+            continue
+        lines.append(
+            f"| {label} | {r['rcp85_change_ratio']:.3f} | {r['rx1day_change_ratio']:.3g} | "
+            f"{r['rx1day_change_minus_esm_pp']:+.2f} pp | {r['r95ptot_change_ratio']:.2f} |"
+        )
+    met = {
+        k: 0.95 <= r["rcp85_change_ratio"] <= 1.05 and 0.9 <= r["r95ptot_change_ratio"] <= 1.1
+        for k, r in v.items()
+    }
+    lines += [
+        "",
+        (
+            "Inputs that keep the mean change within 0.95-1.05 and the R95pTOT change within "
+            f"0.9-1.1 together: {', '.join(k for k, ok in met.items() if ok) or 'none'}. "
+            "R95pTOT is the share of the total from heavy days, so it moves with the mean: "
+            "keeping the change of every quantile leaves the mean's (the ESM's drizzle, dry in "
+            "E-OBS, carries part of it); forcing the mean by scaling every day moves the "
+            "heavy days too; forcing it on the light days alone raises the heavy days' share."
+        ),
+        "",
+    ]
+    return lines

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from _report_fidelity import fidelity_section
+from _report_fidelity import change_inputs_section, fidelity_section
 from _report_sections import (
     forecast_section,
     probes_figure,
@@ -302,10 +302,24 @@ def main() -> None:
             "",
             "### (c) RCP8.5 change and speed",
             "",
-            f"Domain-mean change 2081-2100 vs historical: downscaled (CM after QDM with the "
-            f'mean change kept, `bias_correction="qdm-mean"`) '
-            f"{ib['rcp85_change_downscaled']:+.3f}, ESM {ib['rcp85_change_esm']:+.3f}, "
-            f"ratio **{ib['rcp85_change_ratio']:.3f}** (target 0.9-1.1).",
+            *(
+                [
+                    "Change 2081-2100 vs historical of each cell's mean, averaged over land: "
+                    f"downscaled (CM after QDM with the mean change kept, "
+                    f'`bias_correction="qdm-mean"`, {ib["rcp85_change_members"]} members) '
+                    f"{ib['rcp85_change_downscaled']:+.4f}, ESM {ib['rcp85_change_esm']:+.4f}, "
+                    f"ratio **{ib['rcp85_change_ratio']:.3f} ± "
+                    f"{ib['rcp85_change_ratio_se']:.3f}** (target 0.95-1.05; of the domain mean: "
+                    f"{ib['rcp85_change_ratio_domain_total']:.3f}; each step below: per cell, "
+                    "2 members)."
+                ]
+                if "rcp85_change_members" in ib
+                else [
+                    f"Domain-mean change 2081-2100 vs historical: downscaled "
+                    f"{ib['rcp85_change_downscaled']:+.3f}, ESM {ib['rcp85_change_esm']:+.3f}, "
+                    f"ratio **{ib['rcp85_change_ratio']:.3f}**."
+                ]
+            ),
             "",
             *_change_table(ib),
             "| method | seconds per field |",
@@ -384,6 +398,9 @@ def main() -> None:
             )
         lines += [f"- {n}." for n in notes] or ["- none of the targets above failed."]
         lines.append("")
+    ci = _load("change_inputs") or _load("change_inputs_quick")
+    if ci:
+        lines += change_inputs_section(ci)
     sp = _load("real_spread") or _load("real_spread_quick")
     if sp:
         lines += spread_section(sp, _env(sp))

@@ -16,10 +16,11 @@ the outermost nodes scaled, or shifted, as the node is): the order of days, memb
 values is the network's, only the values at each rank move; zeros stay zeros. The quantiles
 pool the members with the time axis (they share one climate).
 
-Measured on Iberia DJF precipitation (docs/benchmarks.md): the step keeps each quantile's
-change, but the ESM's drizzle, dry in the observations, carries much of its mean change, so
-the kept quantile changes do not add up to the mean change. It is offered for the intense end
-(Rx1day, R95pTOT) and for fields without a dry mass (temperature).
+It keeps the change of every quantile, not of every statistic: the mean weighs each
+quantile by its value. Measured on Iberia DJF precipitation (docs/benchmarks.md, real Iberia
+benchmark, section c), much of CNRM-CM5's mean change sits in its drizzle, which is dry in
+E-OBS, and the step lost most of the mean change. Use it for fields without a dry mass
+(temperature) or where the change of the intense end matters more than the mean's.
 
 The kernel :func:`map_to_quantiles` is pure numpy (cells by samples).
 """

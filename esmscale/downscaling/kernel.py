@@ -118,7 +118,7 @@ def run_members(
     time_index = np.asarray(time_index)
     if fine.ndim != 3 or time_index.shape != fine.shape[:1]:
         raise EsmscaleError(
-            f"run_block: fields of shape {fine.shape} and time_index of shape "
+            f"run_members: fields of shape {fine.shape} and time_index of shape "
             f"{time_index.shape}; give (time, ny, nx) fields and one index per field."
         )
     if len(members) < 1:
