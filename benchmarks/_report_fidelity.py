@@ -13,7 +13,7 @@ _COLS = [
     ("coast", "pattern_corr_coast", ".3f"),
     ("inland", "pattern_corr_inland", ".3f"),
     ("mean change", "rcp85_change_ratio", ".2f"),
-    ("Rx1day change", "rx1day_change_ratio", ".2f"),
+    ("Rx1day change minus ESM's (pp)", "rx1day_change_minus_esm_pp", "+.2f"),
     ("R95pTOT change", "r95ptot_change_ratio", ".2f"),
 ]
 
@@ -185,12 +185,12 @@ def _findings(ib: dict[str, Any], d: dict[str, Any]) -> list[str]:
         first = [r["rank_outer_bins_ratio"]["first"] for r in restored.values()]
         bias = [r["mean_bias"] for r in restored.values()]
         out.append(
-            f"- The first outer rank bin (E-OBS below every member) stays at {min(first):.2f}-"
+            f"- The first outer rank bin (E-OBS below every member, or tied with the driest) "
+            f"stays at {min(first):.2f}-"
             f"{max(first):.2f} of uniform in every restore candidate, over-dispersive or not: "
             f"their ensembles are {min(bias):+.3f} to {max(bias):+.3f} wetter than E-OBS on "
             f"average, and the bias-corrected input they restore to is "
-            f"{ib['mean_bias_qdm']:+.3f} in (a) (QDM fitted on 1983-1997, held-out 1998-2002). "
-            "A spread amplitude cannot remove a bias, and this one comes with the input."
+            f"{ib['mean_bias_qdm']:+.3f} in (a) (QDM fitted on 1983-1997, held-out 1998-2002)."
         )
     where = best.get("spread_calibrated_on", "the 1996-1997 pairs")
     out.append(
@@ -203,12 +203,25 @@ def _findings(ib: dict[str, Any], d: dict[str, Any]) -> list[str]:
     )
     deb = best.get("rank_outer_bins_ratio_debiased")
     if deb:
+        first = best["rank_outer_bins_ratio"]["first"]
+        cause = (
+            "the excess in the first bin is the mean wet bias of the input in the held-out "
+            "winters, not a lack of spread."
+            if deb["first"] <= 1.5
+            else "one factor does not remove the excess, so it is not the domain-mean bias."
+        )
         out.append(
             f"- Scaled by one factor to the held-out truth's mean (a diagnostic: it uses the "
             f"truth), the chosen ensemble's outer bins are {deb['first']:.2f} / {deb['last']:.2f} "
-            f"(as run: {best['rank_outer_bins_ratio']['first']:.2f} / "
-            f"{best['rank_outer_bins_ratio']['last']:.2f}): the excess in the first bin is the "
-            "wet bias of the input in the held-out winters, not a lack of spread."
+            f"(as run: {first:.2f} / {best['rank_outer_bins_ratio']['last']:.2f}): {cause}"
+        )
+    dry = best.get("rank_first_bin_dry_share")
+    if dry is not None:
+        out.append(
+            f"- Of the cases where E-OBS is below every member, {dry:.0%} are dry days "
+            "(< 1 mm): the members share the input's wet and dry areas (the restore keeps its "
+            "large scales), and a mean-one multiplicative perturbation can neither dry a "
+            "member where the input rains nor wet one where it is dry."
         )
     return out
 
@@ -252,7 +265,8 @@ def _change_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> list
         (
             "Relative changes, each cell's averaged over land (per cell; every cell alike) and "
             "of the domain mean (domain; wet cells weigh most), and in brackets the ratio to "
-            f"the ESM's. The CM rows have {n} members: ± is the standard error of the "
+            "the ESM's (for Rx1day the difference in percentage points). The CM rows have "
+            f"{n} members: ± is the standard error of the "
             "ensemble's per-cell ratio from the spread of its members' ratios. `keep_change` "
             "(`esmscale.downscaling.change`) maps each cell's future onto the downscaled past's "
             "quantiles times the ESM's change per quantile."
@@ -274,7 +288,9 @@ def _change_section(ib: dict[str, Any], previous: dict[str, Any] | None) -> list
                          ("r95ptot", "r95ptot_change_ratio")):  # fmt: skip
             for suffix in ("", "_domain_total"):
                 v = f"{ch[k + suffix]:+.4f}"
-                if key != "esm":
+                if key != "esm" and k == "rx1day":  # the ESM's is ~0: the difference, not a ratio
+                    v += f" ({100.0 * (ch[k + suffix] - esm[k + suffix]):+.2f} pp)"
+                elif key != "esm":
                     r = rec[ratio + suffix]
                     se = rec.get(f"{ratio}_se") if not suffix else None
                     v += f" ({r:.2f}" + (f" ± {se:.2f})" if se is not None else ")")

@@ -50,6 +50,13 @@ def outer_bins_ratio(ens: xr.DataArray, truth: xr.DataArray) -> dict[str, float]
     return {"first": float(share[0] / uniform), "last": float(share[-1] / uniform)}
 
 
+def first_bin_dry_share(ens: xr.DataArray, truth: xr.DataArray, dry: float = 1.0) -> float:
+    """Of the cases where the truth is below every member, the share where it is dry (< ``dry``
+    mm/day): a multiplicative spread cannot make a member dry where the input rains."""
+    below = (truth < ens.min("member")) & truth.notnull()
+    return float((below & (truth < dry)).sum()) / max(float(below.sum()), 1.0)
+
+
 def intense_day_ratio(ens: xr.DataArray, inp: xr.DataArray) -> float:
     """Mean output / mean input over cells and days where the input is >= 20 mm/day."""
     sel = inp >= INTENSE
@@ -63,6 +70,7 @@ def pairs_scores(ens: xr.DataArray, truth: xr.DataArray, inp: xr.DataArray) -> d
     factor = float(truth.mean()) / float(ens.where(truth.notnull()).mean())
     return {
         "rank_outer_bins_ratio_debiased": outer_bins_ratio(ens * factor, truth),
+        "rank_first_bin_dry_share": first_bin_dry_share(ens, truth),
         "crps": float(M.fair_crps(ens, truth)),
         "spread_skill": float(M.spread_skill_ratio(ens, truth)),
         "rank_outer_bins_ratio": outer_bins_ratio(ens, truth),

@@ -390,6 +390,9 @@ def run(quick: bool) -> dict[str, object]:
 
     d_keys = {k: shipped[k] for k in ("rank_outer_bins_ratio", "intense_day_ratio")}
     d_keys["rank_outer_bins_ratio_debiased"] = shipped["rank_outer_bins_ratio_debiased"]
+    d_keys["pattern_corr_cm"] = shipped["pattern_corr"]
+    d_keys["pattern_corr_cm_coast"] = shipped["pattern_corr_coast"]
+    d_keys["pattern_corr_qdm"] = d["qdm_mean_input"]["pattern_corr"]
     # speed, per field, same run
     n_fields = int(sim.sizes["time"]) * members
     one = sim.isel(time=slice(0, 4))
